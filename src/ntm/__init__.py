@@ -1,0 +1,11 @@
+"""ntm: Neural Turing Machines that train, in JAX and Flax NNX.
+
+The public surface: the NTM (`NTMConfig`, `NTMCell`, `NTM`), its pure maths (`ntm.addressing`,
+`ntm.memory`), controllers (`ntm.controllers`), and `count_params`.
+"""
+
+from ntm.cell import NTM, NTMCell, NTMState, NTMStepTrace, count_params
+from ntm.config import NTMConfig
+
+__all__ = ["NTM", "NTMCell", "NTMConfig", "NTMState", "NTMStepTrace", "count_params"]
+__version__ = "0.1.0"
