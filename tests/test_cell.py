@@ -1,0 +1,184 @@
+"""Tests of NTMCell and the NTM sequence layer: nnx.RNN equivalence, masking, traces, shapes, options."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import ntm
+from ntm import NTM, NTMCell, NTMConfig, NTMState
+
+SMALL = dict(input_size=5, output_size=4, memory_slots=12, memory_width=6, controller_units=16)
+
+
+def small_model(seed=0, **changes):
+    return NTM(NTMConfig(**{**SMALL, **changes}), rngs=nnx.Rngs(seed))
+
+
+def random_inputs(batch=3, steps=7, size=5, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).integers(0, 2, size=(batch, steps, size)), jnp.float32)
+
+
+def test_output_shape_and_parameter_count_of_the_papers_copy_machine():
+    model = NTM(NTMConfig(input_size=9, output_size=8), rngs=nnx.Rngs(0))
+    logits = model(jnp.zeros((2, 4, 9)))
+    assert logits.shape == (2, 4, 8)
+    lstm = (9 + 20 + 100) * 400 + 400
+    heads = 100 * (2 * (20 + 3 + 3) + 2 * 20) + (2 * (20 + 3 + 3) + 2 * 20)
+    output = (100 + 20) * 8 + 8
+    assert ntm.count_params(model) == lstm + heads + output
+
+
+def test_cell_inside_nnx_rnn_matches_the_layer():
+    model = small_model()
+    x = random_inputs()
+    rnn = nnx.RNN(model.cell)
+    np.testing.assert_allclose(rnn(x), model(x), atol=1e-6)
+    carry_rnn, _ = rnn(x, return_carry=True)
+    carry, _ = model(x, return_carry=True)
+    np.testing.assert_allclose(carry_rnn.memory, carry.memory, atol=1e-6)
+
+
+def test_padded_sequence_matches_the_same_sequence_alone():
+    model = small_model(read_heads=2, write_heads=2)
+    x = random_inputs(batch=3, steps=9)
+    lengths = jnp.array([9, 4, 6])
+    carry, logits = model(x, lengths=lengths, return_carry=True)
+    for b, length in enumerate([9, 4, 6]):
+        alone_carry, alone = model(x[b : b + 1, :length], return_carry=True)
+        np.testing.assert_allclose(logits[b, :length], alone[0], atol=1e-5)
+        np.testing.assert_allclose(logits[b, length:], 0.0)
+        for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(alone_carry)):
+            np.testing.assert_allclose(got[b], want[0], atol=1e-5)
+
+
+def test_mask_is_equivalent_to_lengths():
+    model = small_model()
+    x = random_inputs()
+    lengths = jnp.array([7, 2, 5])
+    mask = (jnp.arange(7)[None] < lengths[:, None]).astype(jnp.float32)
+    np.testing.assert_allclose(model(x, mask=mask), model(x, lengths=lengths), atol=1e-6)
+    with pytest.raises(ValueError, match="either lengths or mask"):
+        model(x, mask=mask, lengths=lengths)
+    with pytest.raises(ValueError, match="lengths must have shape"):
+        model(x, lengths=jnp.array([1, 2]))
+
+
+def test_initial_carry_continues_a_split_sequence():
+    model = small_model()
+    x = random_inputs(steps=8)
+    whole = model(x)
+    carry, first = model(x[:, :3], return_carry=True)
+    second = model(x[:, 3:], initial_carry=carry)
+    np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, atol=1e-5)
+
+
+def test_trace_returns_per_step_internals_consistent_with_the_carry():
+    model = small_model(read_heads=2)
+    x = random_inputs(steps=6)
+    carry, logits, trace = model(x, return_carry=True, trace=True)
+    assert trace.read_weights.shape == (3, 6, 2, 12)
+    assert trace.write_weights.shape == (3, 6, 1, 12)
+    assert trace.reads.shape == (3, 6, 2, 6)
+    assert trace.erase.shape == trace.add.shape == (3, 6, 1, 6)
+    assert trace.memory.shape == (3, 6, 12, 6)
+    np.testing.assert_allclose(trace.memory[:, -1], carry.memory, atol=1e-6)
+    np.testing.assert_allclose(trace.read_weights.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(logits, model(x), atol=1e-6)
+    # reads at step t come from the memory after step t-1's write
+    np.testing.assert_allclose(
+        trace.reads[:, 3], ntm.memory.read(trace.memory[:, 2], trace.read_weights[:, 3]), atol=1e-5
+    )
+
+
+def test_wrong_input_shapes_raise_value_error_saying_what_was_expected():
+    model = small_model()
+    with pytest.raises(ValueError, match=r"\[batch, time, 5\].*\(2, 3, 4\)"):
+        model(jnp.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="got \\(3, 5\\)"):
+        model(jnp.zeros((3, 5)))
+    with pytest.raises(ValueError, match="config must be an NTMConfig"):
+        NTM({"input_size": 5}, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(controller="feedforward", controller_layers=2, controller_activation="relu"),
+        dict(controller_layers=2),
+        dict(memory_init="learned", learn_initial_weights=True, learn_initial_reads=True),
+        dict(clip_value=None, shift_range=5),
+    ],
+)
+def test_variants_give_finite_outputs_and_gradients(changes):
+    model = small_model(**changes)
+    x = random_inputs()
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    def loss(params):
+        return jnp.sum(nnx.merge(graphdef, params)(x) ** 2)
+
+    value, grads = jax.value_and_grad(loss)(params)
+    assert np.isfinite(float(value))
+    leaves = jax.tree.leaves(grads)
+    assert all(np.isfinite(np.asarray(g)).all() for g in leaves)
+    assert any(np.abs(np.asarray(g)).sum() > 0 for g in leaves)
+    if changes.get("memory_init") == "learned":
+        assert float(jnp.abs(grads["cell"]["initial_memory"][...]).sum()) > 0
+
+
+def test_random_memory_init_needs_rngs_and_draws_fresh_memory():
+    model = small_model(memory_init="random")
+    x = random_inputs()
+    with pytest.raises(ValueError, match="rngs"):
+        model(x)
+    a = model(x, rngs=jax.random.key(1))
+    b = model(x, rngs=jax.random.key(2))
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(a, model(x, rngs=jax.random.key(1)))
+
+
+def test_constant_memory_init_value_and_one_hot_start():
+    model = small_model(memory_init_value=0.25)
+    carry = model.cell.initialize_carry((2, 5))
+    assert isinstance(carry, NTMState)
+    np.testing.assert_allclose(carry.memory, 0.25)
+    np.testing.assert_allclose(carry.read_weights[:, :, 0], 1.0)
+    np.testing.assert_allclose(carry.reads, 0.25)
+
+
+class TinyGRUController(nnx.Module):
+    """A user-written controller meeting the documented contract."""
+
+    def __init__(self, input_size, units, *, rngs):
+        self.cell = nnx.GRUCell(input_size, units, rngs=rngs)
+        self.output_size = units
+
+    def initialize_state(self, batch_size):
+        return jnp.zeros((batch_size, self.output_size))
+
+    def __call__(self, state, inputs):
+        return self.cell(state, inputs)
+
+
+def test_user_given_controller_replaces_the_built_in_one():
+    cfg = NTMConfig(**SMALL)
+    controller = TinyGRUController(cfg.input_size + cfg.memory_width, 10, rngs=nnx.Rngs(3))
+    model = NTM(cfg, rngs=nnx.Rngs(0), controller=controller)
+    logits = model(random_inputs())
+    assert logits.shape == (3, 7, 4)
+    assert isinstance(model.cell.controller, TinyGRUController)
+    with pytest.raises(ValueError, match="controller must be"):
+        NTMCell(cfg, rngs=nnx.Rngs(0), controller=object())
+
+
+def test_jit_compiles_the_layer():
+    model = small_model()
+    x = random_inputs()
+
+    @nnx.jit
+    def forward(model, x):
+        return model(x)
+
+    np.testing.assert_allclose(forward(model, x), model(x), atol=1e-5)

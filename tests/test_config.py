@@ -1,0 +1,56 @@
+"""Tests of NTMConfig: defaults, validation of every field, dict round-trip."""
+
+import pytest
+
+from ntm import NTMConfig
+
+BAD_VALUES = {
+    "input_size": [0, -1, 2.5, "8", True],
+    "output_size": [0, None],
+    "memory_slots": [0, -128],
+    "memory_width": [0, 1.0],
+    "read_heads": [0],
+    "write_heads": [0, -1],
+    "shift_range": [0, 2, 4, 129],
+    "controller": ["gru", None],
+    "controller_layers": [0],
+    "controller_units": [0, -5],
+    "controller_activation": ["swish", 1],
+    "memory_init": ["zeros", ""],
+    "memory_init_value": ["1e-6", float("nan"), float("inf"), None],
+    "learn_initial_weights": [1, "yes"],
+    "learn_initial_reads": [0, None],
+    "clip_value": [0, -1.0, float("inf"), "20"],
+}
+
+
+def test_defaults_are_the_papers_machine():
+    cfg = NTMConfig(input_size=9, output_size=8)
+    assert (cfg.memory_slots, cfg.memory_width) == (128, 20)
+    assert (cfg.read_heads, cfg.write_heads, cfg.shift_range) == (1, 1, 3)
+    assert (cfg.controller, cfg.controller_units) == ("lstm", 100)
+    assert (cfg.memory_init, cfg.memory_init_value, cfg.clip_value) == ("constant", 1e-6, 20.0)
+
+
+@pytest.mark.parametrize("field,value", [(f, v) for f, vs in BAD_VALUES.items() for v in vs])
+def test_bad_values_raise_value_error_naming_the_field(field, value):
+    values = {"input_size": 9, "output_size": 8, field: value}
+    with pytest.raises(ValueError, match=field):
+        NTMConfig(**values)
+
+
+def test_round_trip_through_dict():
+    cfg = NTMConfig(input_size=3, output_size=2, memory_slots=16, controller="feedforward",
+                    memory_init="learned", learn_initial_reads=True, clip_value=None)
+    assert NTMConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="memory_size"):
+        NTMConfig.from_dict({"input_size": 3, "output_size": 2, "memory_size": 4})
+
+
+def test_config_is_frozen():
+    cfg = NTMConfig(input_size=3, output_size=2)
+    with pytest.raises(Exception):
+        cfg.memory_slots = 4
