@@ -50,3 +50,11 @@ def build_config(name: str, values: dict[str, Any]):
 
 
 register("ntm", NTMConfig, NTM, "Neural Turing Machine (Graves et al. 2014)")
+
+from ntm.baselines.lstm import LSTMConfig, LSTMModel  # noqa: E402  (registered after the NTM)
+
+register("lstm", LSTMConfig, LSTMModel, "stacked LSTM baseline (the paper's comparison)")
+
+from ntm.dnc import DNC, DNCConfig  # noqa: E402  (registered after the NTM)
+
+register("dnc", DNCConfig, DNC, "Differentiable Neural Computer (Graves et al. 2016)")
