@@ -1,0 +1,197 @@
+"""The interface every algorithmic task shares: `Batch`, `Task`, and difficulty validation.
+
+A task turns a NumPy `Generator` and a difficulty (ranges such as `min_length`/`max_length`) into
+a padded `Batch`. The time axis of a batch is the longest sequence the difficulty can produce, so
+every batch of one difficulty has one shape and a compiled training step never recompiles.
+Subclasses declare their difficulty ranges and paper defaults, and implement `_max_steps` and
+`_fill`; everything else (validation, padding, curriculum, generalisation settings) lives here.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+# Curriculum levels sit at these fractions of the configured training difficulty.
+CURRICULUM_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+class Batch(NamedTuple):
+    """One batch, batch-first. Padding sits at the end of each sequence and is all zeros."""
+
+    inputs: np.ndarray  # float32 [B,T,input_size]
+    targets: np.ndarray  # float32 [B,T,output_size]; zero wherever mask is 0
+    mask: np.ndarray  # float32 [B,T]; 1 where the output is scored
+    lengths: np.ndarray  # int32 [B]; real steps of each sequence
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """`value` as a Python int >= minimum (NumPy integers accepted), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Task(abc.ABC):
+    """An algorithmic task of Graves et al. 2014: sizes, seeded sampling, curriculum and solve test.
+
+    Subclasses set the class attributes below, call `super().__init__(difficulty)` after setting
+    `input_size` and `output_size`, and implement `_max_steps(d)` and `_fill(rng, batch, d)`.
+    """
+
+    name: ClassVar[str]
+    # Difficulty ranges: (min key, max key, smallest allowed value).
+    RANGES: ClassVar[tuple[tuple[str, str, int], ...]]
+    # The paper's training difficulty; also fixes which difficulty keys exist.
+    PAPER_DIFFICULTY: ClassVar[dict[str, int]]
+    generalisation_key: ClassVar[str]
+    DEFAULT_EVAL_VALUES: ClassVar[tuple[int, ...]]
+
+    input_size: int
+    output_size: int
+
+    def __init__(self, difficulty: dict[str, Any]):
+        self.difficulty = self._check_difficulty({**self.PAPER_DIFFICULTY, **difficulty})
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{key}={value}" for key, value in self.difficulty.items())
+        return f"{type(self).__name__}({options})"
+
+    # ---- difficulty ----------------------------------------------------------------------------
+
+    def _check_difficulty(self, difficulty: dict[str, Any]) -> dict[str, int]:
+        unknown = sorted(set(difficulty) - set(self.PAPER_DIFFICULTY))
+        if unknown:
+            raise ValueError(
+                f"unknown {self.name} option(s): {', '.join(unknown)}; "
+                f"difficulty options are {', '.join(self.PAPER_DIFFICULTY)}"
+            )
+        checked = {key: check_int(key, difficulty[key], 0) for key in self.PAPER_DIFFICULTY}
+        for low_key, high_key, smallest in self.RANGES:
+            check_int(low_key, checked[low_key], smallest)
+            check_int(high_key, checked[high_key], smallest)
+            if checked[low_key] > checked[high_key]:
+                raise ValueError(
+                    f"{low_key} ({checked[low_key]}) must not exceed {high_key} ({checked[high_key]})"
+                )
+        self._check_extra(checked)
+        return checked
+
+    def _check_extra(self, difficulty: dict[str, int]) -> None:
+        """Task-specific checks beyond the ranges (e.g. more items than fit); ValueError naming the option."""
+
+    def resolve(self, **difficulty: Any) -> dict[str, int]:
+        """The configured difficulty with these overrides, validated."""
+        return self._check_difficulty({**self.difficulty, **difficulty})
+
+    def max_steps(self, **difficulty: Any) -> int:
+        """T of every batch at this difficulty: the longest sequence it can produce."""
+        return self._max_steps(self.resolve(**difficulty))
+
+    @abc.abstractmethod
+    def _max_steps(self, d: dict[str, int]) -> int: ...
+
+    # ---- sampling ------------------------------------------------------------------------------
+
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, *, pad_to: int | None = None, **difficulty: Any
+    ) -> Batch:
+        """A batch of `batch_size` sequences at the configured difficulty with these overrides.
+
+        T is `max_steps(**difficulty)`, or `pad_to` if that is larger.
+        """
+        return self._sample(rng, batch_size, pad_to, difficulty)[0]
+
+    def _sample(
+        self, rng: np.random.Generator, batch_size: int, pad_to: int | None, difficulty: dict[str, Any]
+    ) -> tuple[Batch, Any]:
+        """The batch and whatever `_fill` returns about how it was drawn (e.g. N-gram tables)."""
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        batch_size = check_int("batch_size", batch_size)
+        d = self.resolve(**difficulty)
+        steps = self._max_steps(d)
+        if pad_to is not None:
+            if check_int("pad_to", pad_to) < steps:
+                raise ValueError(f"pad_to ({pad_to}) is shorter than the {steps} steps this difficulty needs")
+            steps = pad_to
+        batch = Batch(
+            inputs=np.zeros((batch_size, steps, self.input_size), np.float32),
+            targets=np.zeros((batch_size, steps, self.output_size), np.float32),
+            mask=np.zeros((batch_size, steps), np.float32),
+            lengths=np.zeros(batch_size, np.int32),
+        )
+        return batch, self._fill(rng, batch, d)
+
+    @abc.abstractmethod
+    def _fill(self, rng: np.random.Generator, batch: Batch, d: dict[str, int]) -> Any:
+        """Write one batch's sequences into the zeroed arrays of `batch`, in place."""
+
+    def _draw(self, rng: np.random.Generator, batch_size: int, d: dict[str, int], low_key: str, high_key: str):
+        """Per-sequence integers drawn uniformly from [d[low_key], d[high_key]]."""
+        return rng.integers(d[low_key], d[high_key] + 1, size=batch_size)
+
+    # ---- curriculum and generalisation ---------------------------------------------------------
+
+    def curriculum_levels(self) -> list[dict[str, int]]:
+        """Difficulties from easy to the configured one (the last equals `self.difficulty`).
+
+        Each range's maximum grows through a quarter, half, three quarters and all of its configured
+        value; ranges whose minimum equals their maximum (fixed sizes) grow as a whole. Levels that
+        coincide after rounding appear once.
+        """
+        levels: list[dict[str, int]] = []
+        for fraction in CURRICULUM_FRACTIONS:
+            level = self.resolve(**self._scaled(fraction))
+            if not levels or level != levels[-1]:
+                levels.append(level)
+        return levels
+
+    def _scaled(self, fraction: float) -> dict[str, int]:
+        scaled = dict(self.difficulty)
+        for low_key, high_key, smallest in self.RANGES:
+            low, high = self.difficulty[low_key], self.difficulty[high_key]
+            new_high = max(math.ceil(high * fraction), smallest)
+            scaled[high_key] = new_high
+            scaled[low_key] = new_high if low == high else min(low, new_high)
+        return scaled
+
+    @property
+    def default_eval_values(self) -> list[int]:
+        """Values of `generalisation_key` that evaluation tests by default."""
+        return list(self.DEFAULT_EVAL_VALUES)
+
+    @abc.abstractmethod
+    def eval_difficulty(self, value: int) -> dict[str, int]:
+        """A difficulty with the generalisation quantity fixed at `value`, validated."""
+
+    # ---- solve criterion -----------------------------------------------------------------------
+
+    solve_description: str
+
+    @abc.abstractmethod
+    def solved(self, bit_errors_per_sequence: float, cost_bits_per_sequence: float) -> bool:
+        """Whether these evaluation figures at the configured difficulty count as solved."""
+
+
+class ExactOutputTask(Task):
+    """A task whose answer is deterministic, so solved means (almost) no bit errors."""
+
+    # Fewer than one wrong bit per hundred sequences: the paper's curves reach ~0 on these tasks.
+    BIT_ERROR_THRESHOLD: ClassVar[float] = 0.01
+
+    @property
+    def solve_description(self) -> str:
+        return f"fewer than {self.BIT_ERROR_THRESHOLD} bit errors per sequence"
+
+    def solved(self, bit_errors_per_sequence: float, cost_bits_per_sequence: float) -> bool:
+        return float(bit_errors_per_sequence) < self.BIT_ERROR_THRESHOLD
+
+
+def binary_vectors(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform random bits as float32, the payload of copy, repeat copy and priority sort."""
+    return rng.integers(0, 2, size=shape, dtype=np.int8).astype(np.float32)

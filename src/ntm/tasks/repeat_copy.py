@@ -1,0 +1,80 @@
+"""The repeat-copy task (Graves et al. 2014, section 4.2): replay a sequence a given number of times.
+
+Layout of one sequence of L vectors (B bits each) repeated R times, T = L + 1 + L*R + 1 real steps:
+  steps 0 .. L-1          inputs: the vectors on channels 0 .. B-1
+  step  L                 inputs: 1 on the delimiter channel B, the normalised R on channel B+1
+  steps L+1 .. L+L*R      inputs: zero; targets: the vectors R times; scored
+  step  L+1+L*R           targets: 1 on the end-marker output channel B; scored
+The end-marker channel is scored (as 0) through the whole answer phase, so emitting it early is an
+error. R is normalised to mean 0 and variance 1 over the configured (training) repeat range, and that
+normalisation stays fixed for curriculum levels and generalisation tests, so a count means the same
+input value whatever range a batch is drawn from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ntm.tasks.base import Batch, ExactOutputTask, binary_vectors, check_int
+from ntm.tasks.copy import replay_targets
+
+
+class RepeatCopyTask(ExactOutputTask):
+    """Repeat copy: 8-bit vectors, lengths 1-10 and 1-10 repeats in training."""
+
+    name = "repeat_copy"
+    RANGES = (("min_length", "max_length", 1), ("min_repeats", "max_repeats", 1))
+    PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10}
+    generalisation_key = "length"
+    DEFAULT_EVAL_VALUES = (5, 10, 15, 20, 30)
+
+    def __init__(self, *, bits: int = 8, **difficulty: Any):
+        self.bits = check_int("bits", bits)
+        self.input_size = self.bits + 2  # + delimiter + repeat count
+        self.output_size = self.bits + 1  # + end marker
+        super().__init__(difficulty)
+
+    @property
+    def repeat_mean(self) -> float:
+        """Mean of the configured repeat count, uniform on [min_repeats, max_repeats]."""
+        return (self.difficulty["min_repeats"] + self.difficulty["max_repeats"]) / 2
+
+    @property
+    def repeat_std(self) -> float:
+        """Standard deviation of that count (1 when the count is fixed, to avoid dividing by 0)."""
+        span = self.difficulty["max_repeats"] - self.difficulty["min_repeats"] + 1
+        return math.sqrt((span * span - 1) / 12) or 1.0
+
+    def normalise_repeats(self, repeats: np.ndarray) -> np.ndarray:
+        """The repeat-count channel's value for these counts."""
+        return (np.asarray(repeats, np.float32) - self.repeat_mean) / self.repeat_std
+
+    def _max_steps(self, d: dict[str, int]) -> int:
+        return d["max_length"] * (d["max_repeats"] + 1) + 2
+
+    def _fill(self, rng: np.random.Generator, batch: Batch, d: dict[str, int]) -> None:
+        size, steps = batch.mask.shape
+        lengths = self._draw(rng, size, d, "min_length", "max_length")
+        repeats = self._draw(rng, size, d, "min_repeats", "max_repeats")
+        longest = d["max_length"]
+        real = np.arange(longest)[None, :] < lengths[:, None]
+        sequences = binary_vectors(rng, (size, longest, self.bits)) * real[..., None]
+        rows = np.arange(size)
+        batch.inputs[:, :longest, : self.bits] = sequences
+        batch.inputs[rows, lengths, self.bits] = 1.0
+        batch.inputs[rows, lengths, self.bits + 1] = self.normalise_repeats(repeats)
+        targets, answer = replay_targets(sequences, lengths, repeats, lengths + 1, steps)
+        end = lengths + 1 + lengths * repeats
+        batch.targets[:, :, : self.bits] = targets
+        batch.targets[rows, end, self.bits] = 1.0
+        batch.mask[:] = answer
+        batch.mask[rows, end] = 1.0
+        batch.lengths[:] = end + 1
+
+    def eval_difficulty(self, value: int) -> dict[str, int]:
+        """Length fixed at `value`, repeats fixed at the training maximum."""
+        repeats = self.difficulty["max_repeats"]
+        return self.resolve(min_length=value, max_length=value, min_repeats=repeats, max_repeats=repeats)
