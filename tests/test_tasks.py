@@ -349,7 +349,8 @@ def test_bad_options_raise_value_errors_naming_them(name, options, named):
         (lambda t: t.sample(rng(), 2, repeats=3), "repeats"),
         (lambda t: t.sample(0, 2), "rng"),
         (lambda t: t.max_steps(max_length=-1), "max_length"),
-        (lambda t: t.eval_difficulty(0), "min_length"),
+        (lambda t: t.eval_difficulty(0), "length"),
+        (lambda t: t.eval_difficulty(5, max_lenght=3), "max_lenght"),
     ],
 )
 def test_bad_sample_arguments_raise_value_errors_naming_them(call, named):
@@ -375,6 +376,33 @@ def test_curriculum_runs_from_easy_to_the_configured_difficulty(name):
     assert steps == sorted(steps) and steps[0] < steps[-1]
     for level in levels:
         sample_and_parse(task, 4, **level)
+
+
+CONFIGURED = st.one_of(
+    bounds(1, 30, 30).map(lambda r: ("copy", {"min_length": r[0], "max_length": r[1]})),
+    st.tuples(bounds(1, 12, 8), bounds(1, 12, 8)).map(
+        lambda r: ("repeat_copy", {"min_length": r[0][0], "max_length": r[0][1], "min_repeats": r[1][0], "max_repeats": r[1][1]})
+    ),
+    bounds(2, 20, 10).map(lambda r: ("associative_recall", {"min_items": r[0], "max_items": r[1]})),
+    bounds(1, 300, 100).map(lambda r: ("ngrams", {"min_length": r[0], "max_length": r[1]})),
+    st.tuples(bounds(1, 30, 10), st.floats(0.01, 1.0)).map(
+        lambda r: ("priority_sort", {"min_items": r[0][0], "max_items": r[0][1], "num_outputs": max(1, int(r[0][0] * r[1]))})
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(CONFIGURED)
+def test_curriculum_of_any_configured_difficulty_is_valid_and_ends_there(configured):
+    name, difficulty = configured
+    task = tasks.get(name, **difficulty)
+    levels = task.curriculum_levels()
+    assert 1 <= len(levels) <= 4 and levels[-1] == task.difficulty
+    steps = [task.max_steps(**level) for level in levels]
+    assert steps == sorted(steps)
+    for level in levels:  # each level is a difficulty the task accepts and samples from
+        assert task.resolve(**level) == level
+        check_common(task, task.sample(rng(), 2, **level), 2, task.max_steps(**level))
 
 
 def test_curriculum_follows_a_configured_difficulty():
@@ -409,6 +437,14 @@ def test_repeat_copy_generalisation_fixes_repeats_at_the_training_maximum():
     task = tasks.get("repeat_copy")
     found = sample_and_parse(task, 3, **task.eval_difficulty(20))
     assert set(found["repeats"]) == {10} and set(found["length"]) == {20}
+
+
+def test_eval_difficulty_of_a_curriculum_level_keeps_that_levels_other_quantities():
+    task = tasks.get("repeat_copy")
+    easiest = task.curriculum_levels()[0]
+    assert task.eval_difficulty(3, **easiest) == {"min_length": 3, "max_length": 3, "min_repeats": 3, "max_repeats": 3}
+    sorting = tasks.get("priority_sort")
+    assert sorting.eval_difficulty(12, min_items=4, max_items=4, num_outputs=1)["num_outputs"] == 3
 
 
 def test_priority_sort_eval_keeps_outputs_in_proportion():

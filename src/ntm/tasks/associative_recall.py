@@ -88,6 +88,3 @@ class AssociativeRecallTask(ExactOutputTask):
         batch.targets[rows[:, None], answer] = items[rows, queries + 1]
         batch.mask[rows[:, None], answer] = 1.0
         batch.lengths[:] = start + 2 * span + 2
-
-    def eval_difficulty(self, value: int) -> dict[str, int]:
-        return self.resolve(min_items=value, max_items=value)

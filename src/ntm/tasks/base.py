@@ -165,9 +165,19 @@ class Task(abc.ABC):
         """Values of `generalisation_key` that evaluation tests by default."""
         return list(self.DEFAULT_EVAL_VALUES)
 
-    @abc.abstractmethod
-    def eval_difficulty(self, value: int) -> dict[str, int]:
-        """A difficulty with the generalisation quantity fixed at `value`, validated."""
+    def eval_difficulty(self, value: int, **difficulty: Any) -> dict[str, int]:
+        """A difficulty with the generalisation quantity fixed at `value`, validated.
+
+        Other quantities come from `difficulty` over the configured one: pass a curriculum level to
+        test that level's hardest case (e.g. repeat copy keeps that level's most repeats).
+        """
+        value = check_int(self.generalisation_key, value)
+        base = self.resolve(**difficulty)
+        return self.resolve(**{**base, **self._fixed(value, base)})
+
+    def _fixed(self, value: int, base: dict[str, int]) -> dict[str, int]:
+        """The difficulty keys that pin the generalisation quantity at `value`."""
+        return {f"min_{self.generalisation_key}": value, f"max_{self.generalisation_key}": value}
 
     # ---- solve criterion -----------------------------------------------------------------------
 

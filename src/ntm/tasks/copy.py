@@ -58,6 +58,3 @@ class CopyTask(ExactOutputTask):
         batch.targets[:] = targets
         batch.mask[:] = answer
         batch.lengths[:] = 2 * lengths + 1
-
-    def eval_difficulty(self, value: int) -> dict[str, int]:
-        return self.resolve(min_length=value, max_length=value)

@@ -74,7 +74,7 @@ class RepeatCopyTask(ExactOutputTask):
         batch.mask[rows, end] = 1.0
         batch.lengths[:] = end + 1
 
-    def eval_difficulty(self, value: int) -> dict[str, int]:
-        """Length fixed at `value`, repeats fixed at the training maximum."""
-        repeats = self.difficulty["max_repeats"]
-        return self.resolve(min_length=value, max_length=value, min_repeats=repeats, max_repeats=repeats)
+    def _fixed(self, value: int, base: dict[str, int]) -> dict[str, int]:
+        """Length fixed at `value`, repeats fixed at the most that `base` (default: training) draws."""
+        repeats = base["max_repeats"]
+        return {"min_length": value, "max_length": value, "min_repeats": repeats, "max_repeats": repeats}
