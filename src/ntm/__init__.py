@@ -6,6 +6,18 @@ The public surface: the NTM (`NTMConfig`, `NTMCell`, `NTM`), its pure maths (`nt
 
 from ntm.cell import NTM, NTMCell, NTMState, NTMStepTrace, count_params
 from ntm.config import NTMConfig
+from ntm.dnc import DNC, DNCCell, DNCConfig, DNCState
 
-__all__ = ["NTM", "NTMCell", "NTMConfig", "NTMState", "NTMStepTrace", "count_params"]
+__all__ = [
+    "DNC",
+    "DNCCell",
+    "DNCConfig",
+    "DNCState",
+    "NTM",
+    "NTMCell",
+    "NTMConfig",
+    "NTMState",
+    "NTMStepTrace",
+    "count_params",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,245 @@
+"""The Differentiable Neural Computer as a Flax NNX recurrent cell (`DNCCell`) and a sequence layer (`DNC`).
+
+One step, in the paper's order (Graves et al. 2016, Methods): the LSTM controller sees the input
+and the previous reads and emits the interface vector; usage is updated from the previous write
+and read weightings and the free gates; the write weighting mixes allocation (from the sorted
+usage) and content lookup on the previous memory; memory is erased then added to; the temporal
+link matrix and precedence are updated; each read head mixes backward, content (on the new
+memory) and forward weightings by its read modes and reads the new memory; the output layer
+sees the controller output and the new reads. `DNC` runs the cell over a batch-first sequence
+with `ntm.cell.scan_cell`, with the same masking, carry and trace options as `ntm.NTM`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ntm import addressing, memory as memory_ops
+from ntm.cell import scan_cell, sequence_mask
+from ntm.controllers import LSTMController
+from ntm.dnc import addressing as dnc_addressing
+from ntm.dnc.config import DNCConfig
+
+
+class DNCState(NamedTuple):
+    """The carry of a DNC between steps."""
+
+    memory: jax.Array  # [B,N,M]
+    usage: jax.Array  # [B,N]
+    link: jax.Array  # [B,W,N,N]
+    precedence: jax.Array  # [B,W,N]
+    read_weights: jax.Array  # [B,R,N]
+    write_weights: jax.Array  # [B,W,N]
+    reads: jax.Array  # [B,R,M]
+    controller: Any  # the LSTM controller's state pytree
+
+
+class DNCStepTrace(NamedTuple):
+    """What one step did, for pictures; stacked over time by `DNC(trace=True)` as [B,T,...].
+
+    The first six fields have the names and shapes of `ntm.NTMStepTrace`, so the same plots
+    draw both models.
+    """
+
+    read_weights: jax.Array  # [B,R,N]
+    write_weights: jax.Array  # [B,W,N]
+    reads: jax.Array  # [B,R,M]
+    erase: jax.Array  # [B,W,M]
+    add: jax.Array  # [B,W,M]
+    memory: jax.Array  # [B,N,M], after this step's write
+    usage: jax.Array  # [B,N], the usage this step allocated from
+    allocation: jax.Array  # [B,N]
+    read_modes: jax.Array  # [B,R,3]: backward, content, forward
+    free_gates: jax.Array  # [B,R]
+    allocation_gates: jax.Array  # [B,W]
+    write_gates: jax.Array  # [B,W]
+    link: jax.Array  # [B,W,N,N], after this step's write
+
+
+class DNCInterface(NamedTuple):
+    """The interface vector of one step, split and squashed into range as in the paper."""
+
+    read_keys: jax.Array  # [B,R,M]
+    read_strengths: jax.Array  # [B,R], >= 1
+    write_keys: jax.Array  # [B,W,M]
+    write_strengths: jax.Array  # [B,W], >= 1
+    erase: jax.Array  # [B,W,M], in (0, 1)
+    add: jax.Array  # [B,W,M], the write vector
+    free_gates: jax.Array  # [B,R], in (0, 1)
+    allocation_gates: jax.Array  # [B,W], in (0, 1)
+    write_gates: jax.Array  # [B,W], in (0, 1)
+    read_modes: jax.Array  # [B,R,2W+1], rows sum to 1
+
+
+def oneplus(x: jax.Array) -> jax.Array:
+    """1 + softplus(x): the paper's map of key strengths into [1, inf)."""
+    return 1.0 + jax.nn.softplus(x)
+
+
+def split_interface(raw: jax.Array, config: DNCConfig) -> DNCInterface:
+    """Slice a raw interface vector [B, config.interface_size] and squash each part into range."""
+    batch = raw.shape[0]
+    r, w, m = config.read_heads, config.write_heads, config.memory_width
+    sizes = [r * m, r, w * m, w, w * m, w * m, r, w, w, r * (2 * w + 1)]
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    parts = [raw[:, start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+    read_keys, read_strengths, write_keys, write_strengths, erase, add, free, alloc, gate, modes = parts
+    return DNCInterface(
+        read_keys=read_keys.reshape(batch, r, m),
+        read_strengths=oneplus(read_strengths),
+        write_keys=write_keys.reshape(batch, w, m),
+        write_strengths=oneplus(write_strengths),
+        erase=jax.nn.sigmoid(erase.reshape(batch, w, m)),
+        add=add.reshape(batch, w, m),
+        free_gates=jax.nn.sigmoid(free),
+        allocation_gates=jax.nn.sigmoid(alloc),
+        write_gates=jax.nn.sigmoid(gate),
+        read_modes=jax.nn.softmax(modes.reshape(batch, r, 2 * w + 1), axis=-1),
+    )
+
+
+class DNCCell(nnx.RNNCellBase):
+    """One DNC step: `(carry, x[B, input_size]) -> (carry, logits[B, output_size])`.
+
+    The controller is `ntm.controllers.LSTMController` on [x, previous reads]; one linear layer
+    emits the interface vector; the output layer sees [controller output, new reads]. The
+    controller output and the raw interface vector are clipped to +-clip_value, like the NTM.
+    """
+
+    def __init__(self, config: DNCConfig, *, rngs: nnx.Rngs):
+        if not isinstance(config, DNCConfig):
+            raise ValueError(f"config must be a DNCConfig, got {type(config).__name__}")
+        self.config = config
+        reads_size = config.read_heads * config.memory_width
+        self.controller = LSTMController(
+            config.input_size + reads_size, config.controller_units, config.controller_layers, rngs=rngs
+        )
+        self.interface = nnx.Linear(config.controller_units, config.interface_size, rngs=rngs)
+        self.output = nnx.Linear(config.controller_units + reads_size, config.output_size, rngs=rngs)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs: nnx.Rngs | None = None, carry_init=None) -> DNCState:
+        """The state before the first step, for inputs of shape `(B, input_size)`: all zeros,
+        as in the paper (empty memory, nothing used, no links, no reads). `rngs` is unused."""
+        if len(input_shape) != 2:
+            raise ValueError(f"input_shape must be (batch, input_size), got {tuple(input_shape)}")
+        cfg = self.config
+        batch = input_shape[0]
+        n, m, r, w = cfg.memory_slots, cfg.memory_width, cfg.read_heads, cfg.write_heads
+        return DNCState(
+            memory=jnp.zeros((batch, n, m), jnp.float32),
+            usage=jnp.zeros((batch, n), jnp.float32),
+            link=jnp.zeros((batch, w, n, n), jnp.float32),
+            precedence=jnp.zeros((batch, w, n), jnp.float32),
+            read_weights=jnp.zeros((batch, r, n), jnp.float32),
+            write_weights=jnp.zeros((batch, w, n), jnp.float32),
+            reads=jnp.zeros((batch, r, m), jnp.float32),
+            controller=self.controller.initialize_state(batch),
+        )
+
+    def step(self, carry: DNCState, inputs: jax.Array) -> tuple[DNCState, jax.Array, DNCStepTrace]:
+        """One step with its trace: (carry, x[B,D]) -> (carry, logits[B,out], DNCStepTrace)."""
+        cfg = self.config
+        batch = inputs.shape[0]
+        controller_input = jnp.concatenate([inputs, carry.reads.reshape(batch, -1)], axis=-1)
+        controller_state, hidden = self.controller(carry.controller, controller_input)
+        hidden = self.clip(hidden)
+        iface = split_interface(self.clip(self.interface(hidden)), cfg)
+
+        usage = dnc_addressing.update_usage(
+            carry.usage, carry.write_weights, iface.free_gates, carry.read_weights
+        )
+        allocation = dnc_addressing.allocation_weights(usage)
+        write_content = addressing.content_weights(carry.memory, iface.write_keys, iface.write_strengths)
+        write_weights = dnc_addressing.write_weights(
+            write_content, allocation[:, None, :], iface.allocation_gates, iface.write_gates
+        )
+        memory = memory_ops.write(carry.memory, write_weights, iface.erase, iface.add)
+        link = dnc_addressing.update_link(carry.link, carry.precedence, write_weights)
+        precedence = dnc_addressing.update_precedence(carry.precedence, write_weights)
+
+        read_content = addressing.content_weights(memory, iface.read_keys, iface.read_strengths)
+        forward = dnc_addressing.forward_weights(link, carry.read_weights)
+        backward = dnc_addressing.backward_weights(link, carry.read_weights)
+        read_weights = dnc_addressing.read_weights(read_content, forward, backward, iface.read_modes)
+        reads = memory_ops.read(memory, read_weights)
+
+        logits = self.clip(self.output(jnp.concatenate([hidden, reads.reshape(batch, -1)], axis=-1)))
+        state = DNCState(
+            memory, usage, link, precedence, read_weights, write_weights, reads, controller_state
+        )
+        trace = DNCStepTrace(
+            read_weights, write_weights, reads, iface.erase, iface.add, memory, usage, allocation,
+            iface.read_modes, iface.free_gates, iface.allocation_gates, iface.write_gates, link,
+        )
+        return state, logits, trace
+
+    def clip(self, values: jax.Array) -> jax.Array:
+        if self.config.clip_value is None:
+            return values
+        return jnp.clip(values, -self.config.clip_value, self.config.clip_value)
+
+    def __call__(self, carry: DNCState, inputs: jax.Array) -> tuple[DNCState, jax.Array]:
+        carry, logits, _ = self.step(carry, inputs)
+        return carry, logits
+
+
+class DNC(nnx.Module):
+    """The DNC sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size].
+
+    Call options, as `ntm.NTM`:
+      initial_carry: start from this DNCState instead of `cell.initialize_carry`.
+      lengths [B] or mask [B,T]: padded steps change neither real outputs nor the final state;
+        their outputs are zero.
+      return_carry: also return the final DNCState, as `(carry, logits)` like `nnx.RNN`.
+      trace: also return a DNCStepTrace stacked over time ([B,T,...]) as the last element.
+      rngs: accepted for the common model interface; the DNC's initial state is not random.
+    """
+
+    def __init__(self, config: DNCConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.cell = DNCCell(config, rngs=rngs)
+
+    def check_inputs(self, inputs: jax.Array) -> None:
+        shape = tuple(getattr(inputs, "shape", ()))
+        if len(shape) != 3 or shape[-1] != self.config.input_size:
+            raise ValueError(
+                f"DNC inputs must have shape [batch, time, {self.config.input_size}], got {shape}"
+            )
+        if shape[0] < 1 or shape[1] < 1:
+            raise ValueError(f"DNC inputs need at least one sequence and one step, got {shape}")
+
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        initial_carry: DNCState | None = None,
+        lengths: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        return_carry: bool = False,
+        trace: bool = False,
+        rngs=None,
+    ):
+        self.check_inputs(inputs)
+        batch, steps, _ = inputs.shape
+        step_mask = sequence_mask(batch, steps, lengths, mask)
+        if initial_carry is None:
+            initial_carry = self.cell.initialize_carry((batch, self.config.input_size), rngs)
+        if trace:
+            step_fn = self.cell.step
+        else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
+            step_fn = lambda c, x: self.cell(c, x) + ((),)
+        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask)
+        result = (carry, logits) if return_carry else (logits,)
+        if trace:
+            result = result + (step_traces,)
+        return result[0] if len(result) == 1 else result
