@@ -229,13 +229,13 @@ def test_addressing_gradients_match_finite_differences():
         check_grads(jax.jit(dnc.update_link), (link, precedence, write), order=1, modes=("rev",), eps=1e-4)
         modes = f64(rng.dirichlet(np.ones(3), size=(1, 2)))
         content = f64(rng.dirichlet(np.ones(4), size=(1, 2)))
-        check_grads(
-            jax.jit(lambda l, r, c, m: dnc.read_weights(c, dnc.forward_weights(l, r), dnc.backward_weights(l, r), m)),
-            (link, reads, content, modes),
-            order=1,
-            modes=("rev",),
-            eps=1e-4,
-        )
+
+        def read_by_modes(link, previous_reads, content, modes):
+            forward = dnc.forward_weights(link, previous_reads)
+            backward = dnc.backward_weights(link, previous_reads)
+            return dnc.read_weights(content, forward, backward, modes)
+
+        check_grads(jax.jit(read_by_modes), (link, reads, content, modes), order=1, modes=("rev",), eps=1e-4)
 
 
 def test_allocation_runs_inside_a_jitted_scan():

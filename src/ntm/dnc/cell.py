@@ -127,7 +127,9 @@ class DNCCell(nnx.RNNCellBase):
     def num_feature_axes(self) -> int:
         return 1
 
-    def initialize_carry(self, input_shape: tuple[int, ...], rngs: nnx.Rngs | None = None, carry_init=None) -> DNCState:
+    def initialize_carry(
+        self, input_shape: tuple[int, ...], rngs: nnx.Rngs | None = None, carry_init=None
+    ) -> DNCState:
         """The state before the first step, for inputs of shape `(B, input_size)`: all zeros,
         as in the paper (empty memory, nothing used, no links, no reads). `rngs` is unused."""
         if len(input_shape) != 2:
