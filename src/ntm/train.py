@@ -176,7 +176,7 @@ def make_train_step(graphdef, tx):
         params = jax.tree.map(keep_if_finite, new_params, params)
         opt_state = jax.tree.map(keep_if_finite, new_opt_state, opt_state)
         stats = metrics.summarize(logits, batch.targets, batch.mask)
-        stats.update(loss=loss, finite=finite, grad_norm=optax.global_norm(grads))
+        stats.update(loss=loss, finite=finite, grad_norm=optax.tree.norm(grads))
         return params, opt_state, stats
 
     return train_step
@@ -195,7 +195,7 @@ def solve_difficulty(task, level_difficulty: dict) -> dict:
     """Where the solve criterion is checked: the level's largest length (or item count)."""
     key = "max_" + task.generalisation_key
     if key in level_difficulty:
-        return task.eval_difficulty(level_difficulty[key])
+        return task.eval_difficulty(level_difficulty[key], **level_difficulty)
     return level_difficulty
 
 
@@ -222,7 +222,8 @@ class MetricsLog:
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         for name, value in row.items():
-            if name not in ("step", "event") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (name not in ("step", "event") and isinstance(value, (int, float))
+                    and not isinstance(value, bool) and math.isfinite(value)):
                 self.writer.add_scalar(f"{prefix}/{name}", value, row["step"])
 
     def close(self) -> None:
@@ -381,7 +382,7 @@ def train(
                             f"training keeps producing non-finite values after {MAX_NAN_RESTORES} restores "
                             f"with lower learning rates; stopped at step {step}; checkpoints are kept in {run_dir}"
                         )
-                    keep_step = {k: loop[k] for k in ("step", "sequences", "skipped", "wall_time", "data_rng")}
+                    keep_step = {k: loop[k] for k in ("step", "sequences", "skipped", "wall_time", "lr", "nan_restores")}
                     keep_step["data_rng"] = data_rng.bit_generator.state
                     restored_step, state, meta = checkpoints.restore({"params": params, "opt_state": opt_state})
                     params, opt_state = state["params"], state["opt_state"]
