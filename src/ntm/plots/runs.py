@@ -1,0 +1,346 @@
+"""Pictures of run directories: one traced sample (`show_run`), several runs side by side
+(`compare_runs`) and the report of one run (`write_report`, report.md with its PNGs).
+
+This is the glue between the run directory on disk (`ntm.checkpoints`, `ntm.evaluate`) and the pure
+figure functions of `ntm.plots.figures`. Bad run directories and lengths raise ValueError with a
+message fit for one line on stderr, as `ntm eval` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from rich.table import Table
+
+from ntm.cell import count_params
+from ntm.checkpoints import read_metrics, read_run_config
+from ntm.evaluate import EVAL_FILE, LoadedRun, load_run
+from ntm.plots import figures
+
+REPORT_FILE = "report.md"
+LEARNING_CURVE_FILE = "learning_curve.png"
+GENERALISATION_FILE = "generalisation.png"
+SHOW_FILE = "show.png"
+# Traces of longer sequences are unreadable at any figure width and cost memory ([T,N,M] per step).
+MAX_SHOW_STEPS = 2048
+# Samples for pictures come from their own seeds, apart from training, held-out and eval batches.
+SHOW_SEED = 5_000_011
+
+
+# ----------------------------------------------------------------------------- words for titles
+
+
+def difficulty_text(task, difficulty: dict[str, int] | None = None) -> str:
+    """'length 1-20', 'length 1-10, repeats 1-10', 'items 20': the ranges of a difficulty."""
+    difficulty = difficulty or task.difficulty
+    parts = []
+    for low_key, high_key, _ in task.RANGES:
+        low, high = difficulty[low_key], difficulty[high_key]
+        parts.append(f"{low_key.removeprefix('min_')} {low}" + ("" if low == high else f"–{high}"))
+    return ", ".join(parts)
+
+
+def value_text(task, value: int) -> str:
+    """'length 20' or 'items 6': one value of the generalisation quantity."""
+    return f"{task.generalisation_key} {value}"
+
+
+def axis_label(task) -> str:
+    if task.name == "ngrams":
+        return "predicted bits per sequence"
+    return figures.key_label(task.generalisation_key)
+
+
+def training_maximum(task) -> int | None:
+    """The largest value of the generalisation quantity in the task's training difficulty."""
+    return task.difficulty.get(f"max_{task.generalisation_key}")
+
+
+# ----------------------------------------------------------------------------- ntm show
+
+
+class TracedSample(NamedTuple):
+    batch: Any  # ntm.tasks.Batch of one sequence
+    logits: np.ndarray  # [1,T,O]
+    trace: Any  # the model's trace, stacked [1,T,...]
+    value: int  # of the task's generalisation quantity
+
+
+class ShowResult(NamedTuple):
+    path: Path
+    value: int
+    bit_errors: int
+    scored_bits: int
+
+
+def trace_sample(run: LoadedRun, length: int | None = None, seed: int = 0) -> TracedSample:
+    """One fresh sequence at `length` (the task's generalisation value; default its training
+    maximum) through the run's model with `trace=True`."""
+    task = run.task
+    value = training_maximum(task) if length is None else length
+    if value is None:
+        value = task.default_eval_values[0]
+    difficulty = task.eval_difficulty(value)  # ValueError naming the key for an impossible value
+    steps = task.max_steps(**difficulty)
+    if steps > MAX_SHOW_STEPS:
+        raise ValueError(f"{value_text(task, value)} needs {steps} steps; ntm show draws at most {MAX_SHOW_STEPS}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    batch = task.sample(np.random.default_rng(SHOW_SEED + seed), 1, **difficulty)
+    logits, trace = run.model(batch.inputs, lengths=batch.lengths, trace=True, rngs=jax.random.key(seed))
+    return TracedSample(batch, np.asarray(logits), jax.device_get(trace), value)
+
+
+def show_title(run: LoadedRun, value: int) -> str:
+    return (f"{run.settings.task}: {run.settings.model} at {value_text(run.task, value)} "
+            f"(trained on {difficulty_text(run.task)}, step {run.step})")
+
+
+def show_run(run: LoadedRun | Path | str, length: int | None = None, seed: int = 0, out: Path | str | None = None) -> ShowResult:
+    """Draw one traced sample of a run (a LoadedRun or its directory) into a PNG.
+
+    The default `out` is `RUN_DIR/show-<key><value>.png`.
+    """
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+    if not isinstance(run, LoadedRun):
+        run = load_run(run)
+    sample = trace_sample(run, length, seed)
+    key = run.task.generalisation_key
+    path = Path(out) if out is not None else run.run_dir / f"show-{key}{sample.value}.png"
+    panels, facts = figures.trace_panels(sample.batch, sample.logits, sample.trace)
+    figures.plot_trace(sample.batch, sample.logits, sample.trace, show_title(run, sample.value), path)
+    return ShowResult(path, sample.value, int(facts["errors"].sum()), facts["scored_bits"])
+
+
+# ----------------------------------------------------------------------------- ntm compare
+
+
+def read_eval(run_dir: Path) -> dict[str, Any] | None:
+    """The run's eval.json, None if it was never evaluated; ValueError if it is corrupt."""
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or "key" not in saved:
+        raise ValueError(f"{path} is corrupt: it lacks 'key' or 'rows'")
+    return saved
+
+
+def flat_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's choices in one flat dict: model, model config fields, settings, task options."""
+    settings = config["settings"]
+    flat = {"model": config.get("model", settings.get("model"))}
+    flat.update({key: value for key, value in config["model_config"].items() if key not in ("input_size", "output_size")})
+    flat.update({key: value for key, value in settings.items() if key not in ("model_options", "task_options", "model")})
+    flat.update(settings.get("task_options", {}))
+    return flat
+
+
+def run_labels(run_dirs: list[Path], configs: list[dict[str, Any]]) -> list[str]:
+    """Short distinct labels: the model and the choices that differ between the runs
+    (e.g. 'ntm, memory_init=random'), or the directory names where that is not enough."""
+    flats = [flat_settings(config) for config in configs]
+    keys = sorted({key for flat in flats for key in flat})
+    differing = [key for key in keys if key != "model"
+                 and len({json.dumps(flat.get(key), sort_keys=True) for flat in flats}) > 1]
+    labels = []
+    for flat in flats:
+        extras = ", ".join(f"{key}={flat.get(key)}" for key in differing)
+        labels.append(str(flat["model"]) + (f", {extras}" if extras else ""))
+    if len(set(labels)) < len(labels) or any(len(label) > 48 for label in labels):
+        names = [path.name or str(path) for path in run_dirs]
+        labels = names if len(set(names)) == len(names) else [str(path) for path in run_dirs]
+    return labels
+
+
+@dataclasses.dataclass
+class Comparison:
+    path: Path
+    labels: list[str]
+    tables: list[Table]
+    notes: list[str]
+
+
+def eval_comparison_table(key: str, evals: dict[str, list[dict]], title: str) -> Table:
+    """One row per tested value, cost and bit errors of each run in adjacent columns."""
+    table = Table(title=title)
+    table.add_column(key, justify="right")
+    for label in evals:
+        table.add_column(f"{label}\ncost (bits/seq)", justify="right")
+        table.add_column(f"{label}\nbit errors/seq", justify="right")
+    values = sorted({row[key] for rows in evals.values() for row in rows})
+    for value in values:
+        cells = [str(value)]
+        for rows in evals.values():
+            match = [row for row in rows if row[key] == value]
+            cells += [f"{match[0]['cost']:.3f}", f"{match[0]['bit_errors']:.3f}"] if match else ["–", "–"]
+        table.add_row(*cells)
+    return table
+
+
+def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] | None = None) -> Comparison:
+    """Learning curves of several runs on one figure (and their generalisation where evaluated),
+    and their eval tables side by side."""
+    run_dirs = [Path(path) for path in run_dirs]
+    if not run_dirs:
+        raise ValueError("ntm compare needs at least one run directory")
+    if Path(out).suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+    configs = [read_run_config(path) for path in run_dirs]
+    if labels is None:
+        labels = run_labels(run_dirs, configs)
+    elif len(labels) != len(run_dirs) or len(set(labels)) != len(labels):
+        raise ValueError(f"--labels needs {len(run_dirs)} distinct labels, one per run, got {len(labels)}")
+    notes, runs, evals = [], {}, {}
+    for label, path in zip(labels, run_dirs):
+        rows = read_metrics(path)
+        if not figures.training_rows(rows):
+            notes.append(f"{path} has no logged training steps in its metrics.jsonl")
+        runs[label] = rows
+        saved = read_eval(path)
+        if saved is None:
+            notes.append(f"{path} has no {EVAL_FILE} (run ntm eval {path}) so it is missing from the eval table")
+        else:
+            evals[label] = saved
+    task_names = sorted({config["settings"]["task"] for config in configs})
+    tasks_text = " and ".join(task_names)
+    # Tables (and the generalisation panel) group runs by the quantity they were tested on.
+    by_key: dict[str, dict[str, list[dict]]] = {}
+    for label, saved in evals.items():
+        by_key.setdefault(saved["key"], {})[label] = saved["rows"]
+    tables = [eval_comparison_table(key, group, f"{tasks_text}: generalisation ({EVAL_FILE})")
+              for key, group in by_key.items()]
+    plotted_key = next(iter(by_key), None)
+    xlabel = None
+    if len(task_names) == 1:
+        xlabel = "predicted bits per sequence" if task_names[0] == "ngrams" else None
+    title = f"{tasks_text}: " + " vs ".join(labels)
+    if len(title) > 110:
+        title = f"{tasks_text}: {len(labels)} runs"
+    figure = figures.comparison_figure(runs, by_key.get(plotted_key, {}), plotted_key, title, xlabel)
+    path = figures.save_figure(figure, out)
+    return Comparison(path, labels, tables, notes)
+
+
+# ----------------------------------------------------------------------------- report.md
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "`" + json.dumps(value, sort_keys=True) + "`" if value else "–"
+    if value is None:
+        return "–"
+    return f"`{value}`"
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def wall_time(run: LoadedRun, rows: list[dict]) -> float:
+    """Training wall time: the checkpoint's, or the last logged training row's."""
+    if isinstance(run.meta.get("wall_time"), (int, float)):
+        return float(run.meta["wall_time"])
+    train = figures.training_rows(rows)
+    return float(train[-1]["time"]) if train and "time" in train[-1] else math.nan
+
+
+def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Path:
+    """Write report.md into a run directory with its learning curve, generalisation plot and one
+    traced sample as PNGs beside it; returns the path of report.md.
+
+    `eval_rows` are the rows of `ntm eval` (`evaluate_run`); without them eval.json is used when
+    the run has one.
+    """
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    run = load_run(run_dir)
+    task, settings = run.task, run.settings
+    key = task.generalisation_key
+    rows = read_metrics(run_dir)
+    train = figures.training_rows(rows)
+    if eval_rows is None:
+        saved = read_eval(run_dir)
+        eval_rows = saved["rows"] if saved is not None else None
+    name = f"{settings.task}: {settings.model}"
+    trained_on = difficulty_text(task)
+    levels = len(task.curriculum_levels()) if settings.curriculum else 1
+    solved = bool(figures.events(rows, "solved"))
+    sequences = train[-1]["sequences"] if train else 0
+    last = train[-1] if train else {}
+
+    sections = [f"# {name} on {trained_on}", ""]
+    summary = (f"{'Solved' if solved else 'Not solved'} after {run.step} steps ({sequences:,} sequences) "
+               f"in {format_duration(wall_time(run, rows))} of training; reached curriculum level "
+               f"{int(last.get('level', 0)) + 1} of {levels}.")
+    if last:
+        summary += (f" Last logged batch: {last['cost']:.3f} bits of cost and "
+                    f"{last['bit_errors']:.3f} bit errors per sequence.")
+    parameters = config.get("parameters")
+    if not isinstance(parameters, int):
+        parameters = count_params(run.model)
+    sections += [summary, "", f"Parameters: {parameters:,}.", ""]
+    nan_events = figures.events(rows, "nan_restore")
+    if nan_events:
+        sections += [f"Non-finite steps forced {len(nan_events)} restore(s) with a lower learning rate.", ""]
+
+    sections += ["## Learning curve", ""]
+    if train:
+        figures.plot_learning_curves({settings.model: rows}, run_dir / LEARNING_CURVE_FILE,
+                                     f"{name}: learning curve (trained on {trained_on})")
+        sections += ["Cost and bit errors per sequence against sequences seen; dotted lines mark curriculum "
+                     "levels, dashed lines the held-out checks.", "", f"![learning curve]({LEARNING_CURVE_FILE})", ""]
+    else:
+        sections += ["No training steps were logged.", ""]
+
+    sections += ["## Generalisation", ""]
+    if eval_rows:
+        values = ", ".join(str(row[key]) for row in eval_rows)
+        figures.plot_generalisation(eval_rows, key, run_dir / GENERALISATION_FILE,
+                                    f"{name}: generalisation at {key} {values} (trained on {trained_on})",
+                                    xlabel=axis_label(task), trained_up_to=training_maximum(task))
+        table = markdown_table([key, "cost (bits/seq)", "bit errors/seq", "solved"],
+                               [[row[key], f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
+                                 "yes" if row.get("solved") else "no"] for row in eval_rows])
+        sections += [table, "", f"![generalisation]({GENERALISATION_FILE})", ""]
+    else:
+        sections += [f"Not evaluated yet: run `ntm eval {run_dir}`, then `ntm report {run_dir}`.", ""]
+
+    shown = show_run(run, out=run_dir / SHOW_FILE)
+    sections += [f"## One sample at {value_text(task, shown.value)}", "",
+                 f"{shown.bit_errors} bit errors out of {shown.scored_bits} scored bits. Produce others with "
+                 f"`ntm show {run_dir} --length L --seed S`.", "", f"![one sample]({SHOW_FILE})", ""]
+
+    sections += ["## Configuration", "", f"Model `{settings.model}`:", "",
+                 markdown_table(["field", "value"], [[field, format_value(value)] for field, value in
+                                                     sorted(config["model_config"].items())]), "",
+                 f"Task `{settings.task}` and training:", "",
+                 markdown_table(["setting", "value"], [[field, format_value(value)] for field, value in
+                                                       sorted(config["settings"].items())]), ""]
+    path = run_dir / REPORT_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(sections))
+    tmp.replace(path)
+    return path
