@@ -182,3 +182,12 @@ def test_jit_compiles_the_layer():
         return model(x)
 
     np.testing.assert_allclose(forward(model, x), model(x), atol=1e-5)
+
+
+def test_unfrozen_carry_fast_path_gives_the_same_real_outputs():
+    model = small_model()
+    x = random_inputs(batch=3, steps=9)
+    lengths = jnp.array([9, 4, 1])
+    _, frozen = model(x, lengths=lengths, return_carry=True)
+    np.testing.assert_allclose(model(x, lengths=lengths), frozen, atol=1e-6)
+    np.testing.assert_allclose(model(x, lengths=lengths)[1, 4:], 0.0)

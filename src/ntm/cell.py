@@ -164,11 +164,14 @@ def sequence_mask(batch: int, steps: int, lengths=None, mask=None) -> jax.Array:
     return jnp.ones((batch, steps), jnp.float32)
 
 
-def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array):
+def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array, freeze_carry: bool = True):
     """Run `step_fn(carry, x) -> (carry, y, extra)` over batch-first `inputs[B,T,D]` as one scan.
 
-    Where `mask[B,T]` is 0 the carry is left unchanged and the output is zero, so padded steps
-    affect nothing. Returns (final carry, outputs [B,T,...], extras [B,T,...]).
+    Where `mask[B,T]` is 0 the output is zero and, with `freeze_carry`, the carry is left
+    unchanged, so padded steps affect nothing. Without it the carry runs on through masked
+    steps: correct for real outputs whenever padding only trails each sequence (`lengths`) and the
+    final carry is not wanted, and it saves passes over the memory in every step and its gradient.
+    Returns (final carry, outputs [B,T,...], extras [B,T,...]).
     """
 
     def body(state, step_inputs):
@@ -179,7 +182,8 @@ def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array):
             m = m_t.reshape((-1,) + (1,) * (new.ndim - 1)).astype(new.dtype)
             return m * new + (1 - m) * old
 
-        new_state = jax.tree.map(keep_real, new_state, state)
+        if freeze_carry:
+            new_state = jax.tree.map(keep_real, new_state, state)
         y_t = y_t * m_t[:, None].astype(y_t.dtype)
         return new_state, (y_t, extra)
 
@@ -234,7 +238,8 @@ class NTM(nnx.Module):
             step_fn = self.cell.step
         else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
             step_fn = lambda c, x: self.cell(c, x) + ((),)
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask)
+        freeze = return_carry or mask is not None
+        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)

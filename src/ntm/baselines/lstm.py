@@ -85,7 +85,8 @@ class LSTMModel(nnx.Module):
         if initial_carry is None:
             initial_carry = self.initialize_carry(batch)
         step_fn = self.step if trace else (lambda c, x: self.step(c, x)[:2] + ((),))
-        carry, logits, traces = scan_cell(step_fn, initial_carry, inputs, step_mask)
+        freeze = return_carry or mask is not None
+        carry, logits, traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (traces,)

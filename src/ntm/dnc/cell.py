@@ -240,7 +240,8 @@ class DNC(nnx.Module):
             step_fn = self.cell.step
         else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
             step_fn = lambda c, x: self.cell(c, x) + ((),)
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask)
+        freeze = return_carry or mask is not None
+        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)
