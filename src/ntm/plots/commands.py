@@ -57,7 +57,9 @@ def run_compare(args, console: Console) -> int:
     except ValueError as error:
         raise ValueError(f"ntm compare: {error}") from None
     for note in comparison.notes:
-        console.print(f"[yellow]{note}")
+        console.print(note, style="yellow", markup=False, soft_wrap=True)
+    for label, path in comparison.run_dirs.items():
+        print(f"{label}: {path}")
     out = Console()
     for table in comparison.tables:
         out.print(table)

@@ -19,8 +19,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 DPI = 110
 FIGURE_WIDTH = 13.0  # inches; wide enough for ~250 time steps at a few pixels each
@@ -64,6 +65,21 @@ def count_formatter(value: float, _position=None) -> str:
     if abs(value) >= 1e3:
         return f"{value / 1e3:g}k"
     return f"{value:g}"
+
+
+class PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label, written plainly: 0.01, 16.5, 100."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def log_y_axis(axes) -> None:
+    """A log y axis with plain tick numbers (16.5, 100) rather than 1.65 x 10^1."""
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(PlainLogFormatter())
+    axes.yaxis.set_minor_formatter(PlainLogFormatter(minor_thresholds=(2, 0.5)))
+    axes.tick_params(axis="y", which="minor", labelsize=8)
 
 
 def key_label(key: str) -> str:
@@ -145,8 +161,13 @@ def trace_panels(batch: Any, logits: Any, trace: Any, index: int = 0) -> tuple[l
         "phase_end": scored_phase_end(mask),
         "memory": None,
     }
+    if inputs.min() >= 0 and inputs.max() <= 1:
+        input_panel = Panel("inputs", "input", inputs.T, "channel", BITS_CMAP, 0, 1, "bit")
+    else:  # priorities (priority sort) and repeat counts (repeat copy) are signed numbers, not bits
+        limit = symmetric_limit(inputs)
+        input_panel = Panel("inputs", "input", inputs.T, "channel", SIGNED_CMAP, -limit, limit, "value")
     panels = [
-        Panel("inputs", "input", inputs.T, "channel", BITS_CMAP, 0, 1, "bit"),
+        input_panel,
         Panel("targets", "target (shaded: not scored)", targets.T, "bit", BITS_CMAP, 0, 1, "bit"),
         Panel("outputs", f"output, sigmoid of the logits ({int(wrong.sum())} bit errors, red boxes)",
               outputs.T, "bit", BITS_CMAP, 0, 1, "probability"),
@@ -219,6 +240,8 @@ def trace_figure(batch: Any, logits: Any, trace: Any, title: str, index: int = 0
         axes.tick_params(labelsize=7, labelbottom=row == len(panels) - 1)
         if panel.ytick_labels is not None:
             axes.set_yticks(range(len(panel.ytick_labels)), panel.ytick_labels)
+        elif panel.image.shape[0] <= 4:  # the locator would tick fractions of a row
+            axes.set_yticks(range(panel.image.shape[0]))
         else:
             axes.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         bar = figure.colorbar(image, cax=figure.add_subplot(grid[row, 1]))
@@ -308,16 +331,21 @@ def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapp
         for row in events(rows, "level"):
             for axes in (cost_axes, error_axes):
                 axes.axvline(row["sequences"], color=colour, ls=":", lw=1.0, gid=f"level/{label}")
-            cost_axes.text(row["sequences"], 0.98, f" level {row['level'] + 1}", color=colour, fontsize=7,
-                           rotation=90, va="top", ha="right", transform=cost_axes.get_xaxis_transform())
+            cost_axes.text(row["sequences"], 0.98, f"level {row['level'] + 1}", color=colour, fontsize=7,
+                           rotation=90, va="top", ha="center", transform=cost_axes.get_xaxis_transform(),
+                           bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
         for row in events(rows, "solved"):
-            cost_axes.plot([row["sequences"]], positive([train[-1]["cost"] if train else 1.0]), marker="*", ms=12,
-                           color=colour, markeredgecolor="black", ls="none", gid=f"solved/{label}")
+            # The star sits on the held-out check that found the run solved, else on the training curve.
+            checks = [r["cost"] for r in held if r["step"] == row["step"]]
+            before = [r["cost"] for r in train if r["step"] <= row["step"]]
+            cost = (checks or before or [1.0])[-1]
+            cost_axes.plot([row["sequences"]], positive([cost]), marker="*", ms=12, color=colour,
+                           markeredgecolor="black", ls="none", gid=f"solved/{label}")
         for row in events(rows, "nan_restore") + events(rows, "diverged"):
             sequences = max((r["sequences"] for r in train if r["step"] <= row["step"]), default=0)
             for axes in (cost_axes, error_axes):
                 axes.axvline(sequences, color=ERROR_COLOUR, ls="-.", lw=0.8, alpha=0.7)
-    cost_axes.set_yscale("log")
+    log_y_axis(cost_axes)
     cost_axes.set_ylabel("cost per sequence (bits)")
     error_axes.set_ylabel("bit errors per sequence")
     error_axes.set_xlabel("sequences seen")
@@ -326,11 +354,19 @@ def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapp
         axes.xaxis.set_major_formatter(FuncFormatter(count_formatter))
         axes.grid(True, which="major", alpha=0.3)
     cost_axes.grid(True, which="minor", alpha=0.1)
+    # The legend names the runs, then explains the line styles that appear.
     handles, labels = cost_axes.get_legend_handles_labels()
-    styles = [cost_axes.plot([], [], color="grey", lw=1.4)[0], cost_axes.plot([], [], color="grey", ls="--", marker=".")[0],
-              cost_axes.plot([], [], color="grey", ls=":")[0]]
-    cost_axes.legend(handles + styles, labels + ["training batches", "held-out check", "curriculum level"],
-                     fontsize=8, loc="upper right", ncols=2 if len(runs) > 3 else 1)
+    all_rows = [row for rows in runs.values() for row in rows]
+    for kind, style, text in (("held_out", dict(ls="--", marker="."), "held-out check"),
+                              ("level", dict(ls=":"), "curriculum level"),
+                              ("solved", dict(ls="none", marker="*", ms=10, markeredgecolor="black"), "solved")):
+        if events(all_rows, kind):
+            handles.append(Line2D([], [], color="grey", **style))
+            labels.append(text)
+    if len(handles) > len(runs):
+        handles.insert(len(runs), Line2D([], [], color="grey", lw=1.4))
+        labels.insert(len(runs), "training batches")
+    cost_axes.legend(handles, labels, fontsize=8, loc="best", ncols=2 if len(runs) > 3 else 1, framealpha=0.9)
 
 
 def learning_curve_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> Figure:
@@ -358,23 +394,24 @@ def as_runs(rows_or_runs) -> dict[str, Sequence[Mapping[str, Any]]]:
 
 
 def draw_generalisation(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapping[str, Any]]], key: str,
-                        xlabel: str | None = None, trained_up_to: int | None = None) -> None:
+                        xlabel: str | None = None, trained_range: tuple[int, int] | None = None) -> None:
     """Cost (log) and bit errors per sequence against the generalisation quantity, one colour per run."""
     for i, (label, rows) in enumerate(runs.items()):
         rows = sorted(rows, key=lambda row: row[key])
         x = [row[key] for row in rows]
         style = dict(color=f"C{i % 10}", marker="o", ms=5, lw=1.4, label=label or None)
-        cost_axes.plot(x, positive([row["cost"] for row in rows]), gid=f"cost/{label}", **style)
-        error_axes.plot(x, [row["bit_errors"] for row in rows], gid=f"bit_errors/{label}", **style)
+        cost_axes.plot(x, positive([row["cost"] for row in rows]), gid=f"eval_cost/{label}", **style)
+        error_axes.plot(x, [row["bit_errors"] for row in rows], gid=f"eval_bit_errors/{label}", **style)
     for axes in (cost_axes, error_axes):
-        if trained_up_to is not None:
-            axes.axvspan(0, trained_up_to, color="#a1d99b", alpha=0.3, lw=0,
-                         label=f"training range (up to {trained_up_to})" if axes is cost_axes else None)
+        if trained_range is not None:
+            low, high = trained_range
+            axes.axvspan(low, high, color="#a1d99b", alpha=0.35, lw=0,
+                         label=f"training range ({low}–{high})" if axes is cost_axes else None)
         axes.set_xlabel(xlabel or key_label(key))
         axes.set_xlim(left=0)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(True, alpha=0.3)
-    cost_axes.set_yscale("log")
+    log_y_axis(cost_axes)
     cost_axes.set_ylabel("cost per sequence (bits)")
     error_axes.set_ylabel("bit errors per sequence")
     error_axes.set_ylim(bottom=0)
@@ -383,18 +420,19 @@ def draw_generalisation(cost_axes, error_axes, runs: Mapping[str, Sequence[Mappi
 
 
 def generalisation_figure(rows_or_runs, key: str, title: str, xlabel: str | None = None,
-                          trained_up_to: int | None = None) -> Figure:
+                          trained_range: tuple[int, int] | None = None) -> Figure:
     figure = new_figure(11.0, 4.2)
     cost_axes = figure.add_subplot(1, 2, 1, label="cost")
     error_axes = figure.add_subplot(1, 2, 2, label="bit_errors")
-    draw_generalisation(cost_axes, error_axes, as_runs(rows_or_runs), key, xlabel, trained_up_to)
+    draw_generalisation(cost_axes, error_axes, as_runs(rows_or_runs), key, xlabel, trained_range)
     figure.suptitle(title, fontsize=12)
     return figure
 
 
 def plot_generalisation(rows_or_runs, key: str, path: Path | str, title: str = "generalisation",
-                        xlabel: str | None = None, trained_up_to: int | None = None) -> Path:
-    """Cost and bit errors against `key` (eval rows, or `{label: rows}` for several runs) as a PNG."""
+                        xlabel: str | None = None, trained_range: tuple[int, int] | None = None) -> Path:
+    """Cost and bit errors against `key` (eval rows, or `{label: rows}` for several runs) as a PNG;
+    `trained_range` (low, high) shades the values seen in training."""
     runs = as_runs(rows_or_runs)
     if not any(runs.values()):
         raise ValueError("plot_generalisation needs at least one evaluation row")
@@ -402,7 +440,7 @@ def plot_generalisation(rows_or_runs, key: str, path: Path | str, title: str = "
         for row in rows:
             if key not in row or "cost" not in row or "bit_errors" not in row:
                 raise ValueError(f"evaluation row {row} lacks {key!r}, 'cost' or 'bit_errors'")
-    return save_figure(generalisation_figure(runs, key, title, xlabel, trained_up_to), path)
+    return save_figure(generalisation_figure(runs, key, title, xlabel, trained_range), path)
 
 
 def comparison_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], evals: Mapping[str, Sequence[Mapping[str, Any]]],

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from flax import nnx
 from rich.table import Table
 
 from ntm.cell import count_params
@@ -62,6 +64,14 @@ def training_maximum(task) -> int | None:
     return task.difficulty.get(f"max_{task.generalisation_key}")
 
 
+def training_range(task) -> tuple[int, int] | None:
+    """(smallest, largest) value of the generalisation quantity in training, if it is a range."""
+    key = task.generalisation_key
+    if f"min_{key}" not in task.difficulty or f"max_{key}" not in task.difficulty:
+        return None
+    return task.difficulty[f"min_{key}"], task.difficulty[f"max_{key}"]
+
+
 # ----------------------------------------------------------------------------- ntm show
 
 
@@ -93,8 +103,15 @@ def trace_sample(run: LoadedRun, length: int | None = None, seed: int = 0) -> Tr
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     batch = task.sample(np.random.default_rng(SHOW_SEED + seed), 1, **difficulty)
-    logits, trace = run.model(batch.inputs, lengths=batch.lengths, trace=True, rngs=jax.random.key(seed))
+    graphdef, params = nnx.split(run.model, nnx.Param)
+    logits, trace = traced_forward(graphdef, params, batch.inputs, batch.lengths, jax.random.key(seed))
     return TracedSample(batch, np.asarray(logits), jax.device_get(trace), value)
+
+
+@partial(jax.jit, static_argnums=0)
+def traced_forward(graphdef, params, inputs, lengths, key):
+    """The model's logits and trace, compiled once per model structure and sequence shape."""
+    return nnx.merge(graphdef, params)(inputs, lengths=lengths, trace=True, rngs=key)
 
 
 def show_title(run: LoadedRun, value: int) -> str:
@@ -114,7 +131,7 @@ def show_run(run: LoadedRun | Path | str, length: int | None = None, seed: int =
     sample = trace_sample(run, length, seed)
     key = run.task.generalisation_key
     path = Path(out) if out is not None else run.run_dir / f"show-{key}{sample.value}.png"
-    panels, facts = figures.trace_panels(sample.batch, sample.logits, sample.trace)
+    _, facts = figures.trace_panels(sample.batch, sample.logits, sample.trace)
     figures.plot_trace(sample.batch, sample.logits, sample.trace, show_title(run, sample.value), path)
     return ShowResult(path, sample.value, int(facts["errors"].sum()), facts["scored_bits"])
 
@@ -151,11 +168,12 @@ def run_labels(run_dirs: list[Path], configs: list[dict[str, Any]]) -> list[str]
     (e.g. 'ntm, memory_init=random'), or the directory names where that is not enough."""
     flats = [flat_settings(config) for config in configs]
     keys = sorted({key for flat in flats for key in flat})
-    differing = [key for key in keys if key != "model"
-                 and len({json.dumps(flat.get(key), sort_keys=True) for flat in flats}) > 1]
+    # Only choices every run has: an NTM's memory_slots says nothing when set against an LSTM.
+    shared = [key for key in keys if key != "model" and all(key in flat for flat in flats)]
+    differing = [key for key in shared if len({json.dumps(flat[key], sort_keys=True) for flat in flats}) > 1]
     labels = []
     for flat in flats:
-        extras = ", ".join(f"{key}={flat.get(key)}" for key in differing)
+        extras = ", ".join(f"{key}={flat[key]}" for key in differing)
         labels.append(str(flat["model"]) + (f", {extras}" if extras else ""))
     if len(set(labels)) < len(labels) or any(len(label) > 48 for label in labels):
         names = [path.name or str(path) for path in run_dirs]
@@ -169,6 +187,7 @@ class Comparison:
     labels: list[str]
     tables: list[Table]
     notes: list[str]
+    run_dirs: dict[str, Path]  # label -> run directory
 
 
 def eval_comparison_table(key: str, evals: dict[str, list[dict]], title: str) -> Table:
@@ -218,18 +237,23 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
     by_key: dict[str, dict[str, list[dict]]] = {}
     for label, saved in evals.items():
         by_key.setdefault(saved["key"], {})[label] = saved["rows"]
+    plotted_key = next(iter(by_key), None)
+    # Runs never evaluated still get their (empty) columns in the first table, so none goes unmentioned.
+    if plotted_key is not None:
+        by_key[plotted_key].update({label: [] for label in labels if label not in evals})
+        by_key[plotted_key] = {label: by_key[plotted_key][label] for label in labels if label in by_key[plotted_key]}
     tables = [eval_comparison_table(key, group, f"{tasks_text}: generalisation ({EVAL_FILE})")
               for key, group in by_key.items()]
-    plotted_key = next(iter(by_key), None)
     xlabel = None
     if len(task_names) == 1:
         xlabel = "predicted bits per sequence" if task_names[0] == "ngrams" else None
     title = f"{tasks_text}: " + " vs ".join(labels)
     if len(title) > 110:
         title = f"{tasks_text}: {len(labels)} runs"
-    figure = figures.comparison_figure(runs, by_key.get(plotted_key, {}), plotted_key, title, xlabel)
+    plotted = {label: rows for label, rows in by_key.get(plotted_key, {}).items() if rows}
+    figure = figures.comparison_figure(runs, plotted, plotted_key, title, xlabel)
     path = figures.save_figure(figure, out)
-    return Comparison(path, labels, tables, notes)
+    return Comparison(path, labels, tables, notes, dict(zip(labels, run_dirs)))
 
 
 # ----------------------------------------------------------------------------- report.md
@@ -291,7 +315,7 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
     sequences = train[-1]["sequences"] if train else 0
     last = train[-1] if train else {}
 
-    sections = [f"# {name} on {trained_on}", ""]
+    sections = [f"# {name} trained on {trained_on}", ""]
     summary = (f"{'Solved' if solved else 'Not solved'} after {run.step} steps ({sequences:,} sequences) "
                f"in {format_duration(wall_time(run, rows))} of training; reached curriculum level "
                f"{int(last.get('level', 0)) + 1} of {levels}.")
@@ -320,7 +344,7 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
         values = ", ".join(str(row[key]) for row in eval_rows)
         figures.plot_generalisation(eval_rows, key, run_dir / GENERALISATION_FILE,
                                     f"{name}: generalisation at {key} {values} (trained on {trained_on})",
-                                    xlabel=axis_label(task), trained_up_to=training_maximum(task))
+                                    xlabel=axis_label(task), trained_range=training_range(task))
         table = markdown_table([key, "cost (bits/seq)", "bit errors/seq", "solved"],
                                [[row[key], f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
                                  "yes" if row.get("solved") else "no"] for row in eval_rows])
