@@ -191,3 +191,18 @@ def test_unfrozen_carry_fast_path_gives_the_same_real_outputs():
     _, frozen = model(x, lengths=lengths, return_carry=True)
     np.testing.assert_allclose(model(x, lengths=lengths), frozen, atol=1e-6)
     np.testing.assert_allclose(model(x, lengths=lengths)[1, 4:], 0.0)
+
+
+def test_remat_gives_the_same_loss_and_gradients():
+    model = small_model()
+    x = random_inputs(steps=6)
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    def loss(params, remat):
+        return jnp.sum(jnp.tanh(nnx.merge(graphdef, params)(x, lengths=jnp.array([6, 3, 5]), remat=remat)))
+
+    plain_value, plain = jax.value_and_grad(loss)(params, False)
+    remat_value, remat = jax.value_and_grad(loss)(params, True)
+    np.testing.assert_allclose(remat_value, plain_value, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

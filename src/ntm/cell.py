@@ -164,13 +164,15 @@ def sequence_mask(batch: int, steps: int, lengths=None, mask=None) -> jax.Array:
     return jnp.ones((batch, steps), jnp.float32)
 
 
-def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array, freeze_carry: bool = True):
+def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array, freeze_carry: bool = True, remat: bool = False):
     """Run `step_fn(carry, x) -> (carry, y, extra)` over batch-first `inputs[B,T,D]` as one scan.
 
     Where `mask[B,T]` is 0 the output is zero and, with `freeze_carry`, the carry is left
     unchanged, so padded steps affect nothing. Without it the carry runs on through masked
     steps: correct for real outputs whenever padding only trails each sequence (`lengths`) and the
     final carry is not wanted, and it saves passes over the memory in every step and its gradient.
+    With `remat`, each step's activations are recomputed in the backward pass instead of stored
+    (`jax.checkpoint`), so gradient memory grows with T by the carry only.
     Returns (final carry, outputs [B,T,...], extras [B,T,...]).
     """
 
@@ -188,6 +190,8 @@ def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array, freeze_carry: 
         return new_state, (y_t, extra)
 
     time_major = (jnp.swapaxes(inputs, 0, 1), jnp.swapaxes(mask, 0, 1))
+    if remat:
+        body = jax.checkpoint(body)
     carry, (outputs, extras) = jax.lax.scan(body, carry, time_major)
     to_batch_first = lambda a: jnp.swapaxes(a, 0, 1)
     return carry, to_batch_first(outputs), jax.tree.map(to_batch_first, extras)
@@ -203,6 +207,7 @@ class NTM(nnx.Module):
       return_carry: also return the final NTMState, as `(carry, logits)` like `nnx.RNN`.
       trace: also return an NTMStepTrace stacked over time ([B,T,...]) as the last element.
       rngs: a key or nnx.Rngs, needed only for `memory_init="random"`.
+      remat: recompute each step in the backward pass rather than store it (long sequences).
     """
 
     def __init__(self, config: NTMConfig, *, rngs: nnx.Rngs, controller: nnx.Module | None = None):
@@ -228,6 +233,7 @@ class NTM(nnx.Module):
         return_carry: bool = False,
         trace: bool = False,
         rngs=None,
+        remat: bool = False,
     ):
         self.check_inputs(inputs)
         batch, steps, _ = inputs.shape
@@ -239,7 +245,7 @@ class NTM(nnx.Module):
         else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
             step_fn = lambda c, x: self.cell(c, x) + ((),)
         freeze = return_carry or mask is not None
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
+        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)

@@ -71,10 +71,28 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
     os.replace(tmp, path)
 
 
+def shape_mismatch(expected: Any, restored: Any) -> str | None:
+    """What differs between two pytrees' structures or leaf shapes, or None if nothing does.
+
+    Orbax may restore arrays of the saved shape whatever the target says, so this is checked here.
+    """
+    if jax.tree.structure(expected) != jax.tree.structure(restored):
+        return "its parameter structure differs from this config's model"
+    paths = jax.tree_util.tree_flatten_with_path(expected)[0]
+    for (path, want), got in zip(paths, jax.tree.leaves(restored)):
+        if tuple(want.shape) != tuple(got.shape):
+            name = jax.tree_util.keystr(path)
+            return f"{name} has shape {tuple(got.shape)} in the checkpoint but {tuple(want.shape)} in this config's model"
+    return None
+
+
 class Checkpoints:
     """Saving and restoring training state with Orbax, keeping the newest `keep`."""
 
-    def __init__(self, run_dir: Path, keep: int = 3):
+    def __init__(self, run_dir: Path, keep: int = 3, identity: dict[str, Any] | None = None):
+        """`identity` (e.g. the model's name and config) is stored in every checkpoint, and a
+        checkpoint whose identity differs is refused on restore."""
+        self.identity = identity
         self.directory = (Path(run_dir) / CHECKPOINT_DIR).resolve()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=False
@@ -87,6 +105,8 @@ class Checkpoints:
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
         if step in self.manager.all_steps():  # the final save can land on a periodic one's step
             self.manager.delete(step)
+        if self.identity is not None:
+            meta = {**meta, "identity": self.identity}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()
@@ -110,7 +130,20 @@ class Checkpoints:
             except Exception as error:  # Orbax raises many types for a bad or foreign checkpoint
                 errors.append(f"step {candidate}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
                 continue
-            return candidate, restored.state, dict(restored.meta)
+            saved_identity = restored.meta.get("identity")
+            if self.identity is not None and saved_identity is not None and saved_identity != self.identity:
+                differences = sorted(
+                    key for key in set(self.identity) | set(saved_identity)
+                    if self.identity.get(key) != saved_identity.get(key)
+                )
+                errors.append(f"step {candidate}: it was saved for a different model ({', '.join(differences)} differ)")
+                continue
+            mismatch = shape_mismatch(like, restored.state)
+            if mismatch:
+                errors.append(f"step {candidate}: {mismatch}")
+                continue
+            meta = {key: value for key, value in restored.meta.items() if key != "identity"}
+            return candidate, restored.state, meta
         raise ValueError(
             f"no checkpoint in {self.directory} could be restored for this run's config "
             f"(corrupt or mismatched): {'; '.join(errors)}"

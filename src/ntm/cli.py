@@ -10,14 +10,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import types
 import typing
 from pathlib import Path
 
 from rich.console import Console
 
+from ntm.config import ACTIVATIONS, CONTROLLERS, MEMORY_INITS
+
 NOT_FLAGS = {"input_size", "output_size"}
 TRAIN_FLAGS_EXCLUDED = {"task", "model", "model_options", "task_options"}
 BUDGET_FIELDS = {"steps", "sequences", "until_solved", "max_steps"}
+FLAG_CHOICES = {"optimizer": ("adam", "rmsprop"), "controller": CONTROLLERS, "memory_init": MEMORY_INITS,
+                "controller_activation": ACTIVATIONS}
 
 
 class UsageError(ValueError):
@@ -39,7 +44,7 @@ def parse_optional_float(text: str):
     return float(text)
 
 
-def add_dataclass_flags(group, cls, skip, defaults_note=""):
+def add_dataclass_flags(group, cls, skip, help_texts=None, choices=None):
     """One flag per dataclass field, parsed by the field's type, with default None (= not given)."""
     hints = typing.get_type_hints(cls)
     added = []
@@ -48,12 +53,15 @@ def add_dataclass_flags(group, cls, skip, defaults_note=""):
             continue
         hint = hints[field.name]
         default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"default {default}{defaults_note}"
+        help_text = (help_texts or {}).get(field.name, f"default {default}")
+        options = (choices or {}).get(field.name)
         if hint is bool:
             group.add_argument(flag(field.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif hint in (int, float, str):
-            group.add_argument(flag(field.name), type=hint, default=None, metavar=hint.__name__.upper(), help=help_text)
-        elif typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            group.add_argument(flag(field.name), type=hint, default=None, choices=options,
+                               metavar="{" + ",".join(options) + "}" if options else hint.__name__.upper(),
+                               help=help_text)
+        elif typing.get_origin(hint) in (typing.Union, types.UnionType):
             inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
             parse = parse_optional_float if inner is float else inner
             group.add_argument(flag(field.name), type=parse, default=None, metavar=inner.__name__.upper(),
@@ -66,7 +74,7 @@ def add_dataclass_flags(group, cls, skip, defaults_note=""):
 
 def build_parser():
     from ntm import models, tasks
-    from ntm.train import OPTIMIZERS, TrainSettings
+    from ntm.train import TrainSettings
 
     parser = OneLineParser(prog="ntm", description="Neural Turing Machines that train.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -78,22 +86,22 @@ def build_parser():
     train.add_argument("--run-dir", help="where the run is written (default runs/TASK-TIMESTAMP)")
     train.add_argument("--eval-lengths", help="test lengths (or item counts) for the final table")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--seeds", type=int, default=1, metavar="K",
+                       help="train K seeds (seed, seed+1, ...) at once in one vmapped program (default 1)")
     training = train.add_argument_group("training")
-    train_fields = add_dataclass_flags(training, TrainSettings, TRAIN_FLAGS_EXCLUDED)
-    for action in training._group_actions:
-        if action.dest == "optimizer":
-            action.choices = OPTIMIZERS
-    model_group = train.add_argument_group("model (each applies to the models that have it)")
-    model_fields: dict[str, set[str]] = {}
+    train_fields = add_dataclass_flags(training, TrainSettings, TRAIN_FLAGS_EXCLUDED, choices=FLAG_CHOICES)
+    model_group = train.add_argument_group("model (each flag applies to the models named in its help)")
+    model_fields: dict[str, dict[str, object]] = {}  # field -> {model: default}
     for name in models.names():
-        cls = models.get(name).config_class
-        for field in dataclasses.fields(cls):
+        for field in dataclasses.fields(models.get(name).config_class):
             if field.name not in NOT_FLAGS:
-                model_fields.setdefault(field.name, set()).add(name)
+                model_fields.setdefault(field.name, {})[name] = field.default
+    model_help = {field: "default " + ", ".join(f"{d} for {m}" for m, d in owners.items())
+                  for field, owners in model_fields.items()}
     seen = set(train_fields)
     for name in models.names():
-        cls = models.get(name).config_class
-        added = add_dataclass_flags(model_group, cls, NOT_FLAGS | seen, f" for --model {name}")
+        added = add_dataclass_flags(model_group, models.get(name).config_class, NOT_FLAGS | seen, model_help,
+                                    FLAG_CHOICES)
         seen.update(added)
     task_group = train.add_argument_group("task difficulty (defaults: the paper's training values)")
     task_fields: dict[str, set[str]] = {}
@@ -144,6 +152,7 @@ def settings_from_args(args):
 
 def run_train(args, console: Console) -> int:
     from ntm.evaluate import eval_table, evaluate_run, parse_values
+    from ntm.plots import write_report
     from ntm.train import train
 
     eval_values = parse_values(args.eval_lengths) if args.eval_lengths else None
@@ -161,7 +170,11 @@ def run_train(args, console: Console) -> int:
     else:
         if args.task is None:
             raise UsageError("ntm train: give a TASK (or --resume RUN_DIR)")
+        if args.seeds < 1:
+            raise UsageError(f"ntm train: --seeds must be >= 1, got {args.seeds}")
         settings = settings_from_args(args)
+        if args.seeds > 1:
+            return run_train_seeds(args, settings, console, eval_values)
         result = train(settings, run_dir=args.run_dir, console=console, progress=not args.quiet)
     status = "solved" if result.solved else "not solved"
     out = Console()
@@ -170,7 +183,29 @@ def run_train(args, console: Console) -> int:
               f"{result.last.get('bit_errors', float('nan')):.3f} bit errors/seq")
     run, rows = evaluate_run(result.run_dir, eval_values)
     out.print(eval_table(rows, run.task.generalisation_key, f"{run.settings.model} on {run.settings.task}: generalisation"))
-    out.print(f"run directory: {result.run_dir}")
+    report = write_report(result.run_dir, rows)
+    out.print(f"run directory: {result.run_dir} (report: {report})")
+    return 0
+
+
+def run_train_seeds(args, settings, console: Console, eval_values) -> int:
+    from ntm.evaluate import eval_table, evaluate_run
+    from ntm.multiseed import seeds_table, train_seeds
+    from ntm.plots import write_report
+
+    if args.resume:
+        raise UsageError("ntm train: --seeds cannot be combined with --resume; resume one seed's directory instead")
+    results = train_seeds(settings, args.seeds, run_dir=args.run_dir, console=console, progress=not args.quiet)
+    out = Console()
+    solved = [r for r in results if r.solved]
+    out.print(seeds_table(results, f"{args.seeds} seeds of {settings.model} on {settings.task}: {len(solved)} solved"))
+    best = min(solved, key=lambda r: r.solved_at_step) if solved else min(
+        results, key=lambda r: r.last.get("cost", float("inf")))
+    run, rows = evaluate_run(best.run_dir, eval_values)
+    out.print(eval_table(rows, run.task.generalisation_key,
+                         f"seed {best.seed} ({'first solved' if solved else 'lowest cost'}): generalisation"))
+    report = write_report(best.run_dir, rows)
+    out.print(f"run directory: {results[0].run_dir.parent} (report of seed {best.seed}: {report})")
     return 0
 
 

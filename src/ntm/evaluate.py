@@ -18,7 +18,7 @@ from flax import nnx
 from rich.table import Table
 
 from ntm.checkpoints import Checkpoints, read_run_config, write_json_atomically
-from ntm.train import TrainSettings, build_model, build_task, make_eval_step, make_optimizer
+from ntm.train import TrainSettings, build_model, build_task, make_eval_step, make_optimizer, model_identity
 
 EVAL_FILE = "eval.json"
 # Evaluation batches are drawn from this seed plus the tested value: fresh, never trained on.
@@ -49,7 +49,7 @@ def load_run(run_dir: Path | str) -> LoadedRun:
         raise ValueError(f"the model config in {run_dir / 'config.json'} does not match its settings")
     graphdef, params = nnx.split(model, nnx.Param)
     opt_state = make_optimizer(settings).init(params)
-    checkpoints = Checkpoints(run_dir, keep=settings.keep)
+    checkpoints = Checkpoints(run_dir, keep=settings.keep, identity=model_identity(settings, model_config))
     try:
         step, state, meta = checkpoints.restore({"params": params, "opt_state": opt_state})
     finally:
@@ -73,10 +73,12 @@ def evaluate_model(model: nnx.Module, task, values: list[int], batch_size: int =
     """Cost and bit errors per sequence at each value of the task's generalisation quantity."""
     graphdef, params = nnx.split(model, nnx.Param)
     eval_step = make_eval_step(graphdef)
+    difficulties = [task.eval_difficulty(value) for value in values]  # ValueError for an impossible value
+    # One padded length for all values: one compile instead of one per value.
+    steps = max(task.max_steps(**difficulty) for difficulty in difficulties)
     rows = []
-    for value in values:
-        difficulty = task.eval_difficulty(value)  # ValueError for an impossible value
-        batch = task.sample(np.random.default_rng(seed + value), batch_size, **difficulty)
+    for value, difficulty in zip(values, difficulties):
+        batch = task.sample(np.random.default_rng(seed + value), batch_size, pad_to=steps, **difficulty)
         started = time.perf_counter()
         stats = jax.device_get(eval_step(params, batch, jax.random.key(seed)))
         rows.append({

@@ -7,7 +7,8 @@ ever goes through this registry, so a new model needs no change there. The contr
     fields become `ntm train` flags automatically.
   - `model_class(config, rngs=nnx.Rngs)` is an nnx.Module whose
     `__call__(inputs[B,T,D], *, lengths=None, mask=None, initial_carry=None, return_carry=False,
-    trace=False, rngs=None)` returns logits [B,T,output_size] (plus carry / trace as `ntm.NTM`).
+    trace=False, rngs=None, remat=False)` returns logits [B,T,output_size] (plus carry / trace as
+    `ntm.NTM`; `remat` recomputes steps in the backward pass to save memory).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import json
 import math
 import time
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +50,23 @@ class TrainSettings:
     model_options: dict = dataclasses.field(default_factory=dict)
     task_options: dict = dataclasses.field(default_factory=dict)
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 3e-3
     momentum: float = 0.9
-    batch_size: int = 32
+    batch_size: int = 8
     grad_clip: float = 50.0
     seed: int = 0
     steps: int | None = None
     sequences: int | None = None
     until_solved: bool = True
     max_steps: int = 20_000
-    curriculum: bool = True
+    curriculum: bool = False
     eval_every: int = 100
     eval_batch_size: int = 64
     log_every: int = 10
     checkpoint_every: int = 1000
     keep: int = 3
     nan_patience: int = 5
+    remat: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -150,36 +150,49 @@ def build_model(settings: TrainSettings, task, seed: int | None = None):
     return model, config
 
 
+def model_identity(settings: TrainSettings, model_config) -> dict[str, Any]:
+    """What a checkpoint must have been saved for: the model's name and config, flattened."""
+    return {"model": settings.model, **{f"config.{k}": v for k, v in model_config.to_dict().items()}}
+
+
 def all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves))
 
 
-def make_train_step(graphdef, tx):
-    """The compiled step: forward, loss, metrics, gradient, clip, update, NaN guard.
+def train_step_function(graphdef, tx, remat: bool = False):
+    """The uncompiled step `(params, opt_state, batch, key, active) -> (params, opt_state, stats)`.
 
-    A step whose loss or gradient is not finite leaves params and optimizer state untouched
-    and reports `finite = False`.
+    Forward, loss, metrics, gradient, clip, update. A step whose loss or gradient is not
+    finite, or with `active` False, leaves params and optimizer state untouched; `stats`
+    reports `finite`. Pure, so it can be jitted as it is or vmapped over seeds.
     """
 
     def loss_fn(params, batch, key):
-        logits = nnx.merge(graphdef, params)(batch.inputs, lengths=batch.lengths, rngs=key)
+        model = nnx.merge(graphdef, params)
+        logits = model(batch.inputs, lengths=batch.lengths, rngs=key, remat=remat)
         return metrics.loss(logits, batch.targets, batch.mask), logits
 
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, batch, key):
+    def train_step(params, opt_state, batch, key, active=True):
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
         finite = jnp.isfinite(loss) & all_finite(grads)
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        keep_if_finite = lambda new, old: jnp.where(finite, new, old)
-        params = jax.tree.map(keep_if_finite, new_params, params)
-        opt_state = jax.tree.map(keep_if_finite, new_opt_state, opt_state)
+        apply = finite & active
+        keep_unless_applied = lambda new, old: jnp.where(apply, new, old)
+        params = jax.tree.map(keep_unless_applied, new_params, params)
+        opt_state = jax.tree.map(keep_unless_applied, new_opt_state, opt_state)
         stats = metrics.summarize(logits, batch.targets, batch.mask)
         stats.update(loss=loss, finite=finite, grad_norm=optax.tree.norm(grads))
         return params, opt_state, stats
 
     return train_step
+
+
+def make_train_step(graphdef, tx, remat: bool = False):
+    """The compiled step of one model (see `train_step_function`); params and state are donated."""
+    step = train_step_function(graphdef, tx, remat)
+    return jax.jit(lambda params, opt_state, batch, key: step(params, opt_state, batch, key), donate_argnums=(0, 1))
 
 
 def make_eval_step(graphdef):
@@ -289,7 +302,7 @@ def train(
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(settings)
     opt_state = tx.init(params)
-    train_step = make_train_step(graphdef, tx)
+    train_step = make_train_step(graphdef, tx, settings.remat)
     eval_step = make_eval_step(graphdef)
     parameter_count = int(sum(leaf.size for leaf in jax.tree.leaves(params)))
 
@@ -299,7 +312,7 @@ def train(
             "data_rng": np.random.default_rng(settings.seed).bit_generator.state}
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = Checkpoints(run_dir, keep=settings.keep)
+    checkpoints = Checkpoints(run_dir, keep=settings.keep, identity=model_identity(settings, model_config))
     if resume:
         step, state, meta = checkpoints.restore({"params": params, "opt_state": opt_state})
         params, opt_state = state["params"], state["opt_state"]

@@ -74,7 +74,7 @@ class LSTMModel(nnx.Module):
             logits = jnp.clip(logits, -self.config.clip_value, self.config.clip_value)
         return carry, logits, LSTMStepTrace(hidden)
 
-    def __call__(self, inputs, *, initial_carry=None, lengths=None, mask=None, return_carry=False, trace=False, rngs=None):
+    def __call__(self, inputs, *, initial_carry=None, lengths=None, mask=None, return_carry=False, trace=False, rngs=None, remat=False):
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != 3 or shape[-1] != self.config.input_size or 0 in shape:
             raise ValueError(
@@ -86,7 +86,7 @@ class LSTMModel(nnx.Module):
             initial_carry = self.initialize_carry(batch)
         step_fn = self.step if trace else (lambda c, x: self.step(c, x)[:2] + ((),))
         freeze = return_carry or mask is not None
-        carry, logits, traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
+        carry, logits, traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (traces,)

@@ -230,6 +230,7 @@ class DNC(nnx.Module):
         return_carry: bool = False,
         trace: bool = False,
         rngs=None,
+        remat: bool = False,
     ):
         self.check_inputs(inputs)
         batch, steps, _ = inputs.shape
@@ -241,7 +242,7 @@ class DNC(nnx.Module):
         else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
             step_fn = lambda c, x: self.cell(c, x) + ((),)
         freeze = return_carry or mask is not None
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze)
+        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)
