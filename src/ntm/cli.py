@@ -178,8 +178,9 @@ def run_train(args, console: Console) -> int:
         result = train(settings, run_dir=args.run_dir, console=console, progress=not args.quiet)
     status = "solved" if result.solved else "not solved"
     out = Console()
+    level = f" (curriculum level {result.level + 1})" if result.settings.curriculum else ""
     out.print(f"{status} after {result.step} steps, {result.sequences} sequences, {result.wall_time:.1f} s "
-              f"(level {result.level + 1}); last cost {result.last.get('cost', float('nan')):.3f} bits/seq, "
+              f"of training{level}; last cost {result.last.get('cost', float('nan')):.3f} bits/seq, "
               f"{result.last.get('bit_errors', float('nan')):.3f} bit errors/seq")
     run, rows = evaluate_run(result.run_dir, eval_values)
     out.print(eval_table(rows, run.task.generalisation_key, f"{run.settings.model} on {run.settings.task}: generalisation"))

@@ -141,7 +141,7 @@ def train_seeds(
     window_start, window_steps = time.perf_counter(), 0
     progress_bar = make_progress(console, progress)
     with progress_bar:
-        bar = progress_bar.add_task(f"{seeds} x {settings.model} on {settings.task}", total=budget_steps,
+        bar = progress_bar.add_task(f"{settings.task} x{seeds}", total=budget_steps,
                                     sequences=0, cost=float("nan"), errors=float("nan"), level="-", speed=0.0)
         while step < budget_steps and not all(solved[k] or frozen[k] for k in range(seeds)):
             batch = stack_batches([task.sample(data_rngs[k], settings.batch_size, pad_to=steps_padded,

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ntm import metrics, models, tasks
 from ntm.checkpoints import (
@@ -119,6 +119,7 @@ class TrainResult:
     wall_time: float
     level: int
     last: dict[str, float]
+    settings: TrainSettings
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -217,6 +218,10 @@ def held_out_batch(task, level: int, level_difficulty: dict, batch_size: int):
     return task.sample(rng, batch_size, **solve_difficulty(task, level_difficulty))
 
 
+def level_label(level: int, levels: int) -> str:
+    return f"level {level + 1}/{levels}" if levels > 1 else ""
+
+
 def default_run_dir(task_name: str) -> Path:
     return Path("runs") / f"{task_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -245,17 +250,15 @@ class MetricsLog:
 
 
 def make_progress(console: Console, enabled: bool) -> Progress:
+    """A one-line live bar; compact so it fits an 80-column terminal."""
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("step {task.completed:>6.0f}"),
-        TextColumn("{task.fields[sequences]:>8} seq"),
-        TextColumn("cost {task.fields[cost]:>7.3f} bits"),
-        TextColumn("errors {task.fields[errors]:>6.2f}"),
-        TextColumn("level {task.fields[level]}"),
-        TextColumn("{task.fields[speed]:>6.0f} seq/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        BarColumn(bar_width=12),
+        TextColumn("{task.completed:>5.0f} steps {task.fields[sequences]:>7} seq"),
+        TextColumn("cost {task.fields[cost]:.3g} err {task.fields[errors]:.3g}"),
+        TextColumn("{task.fields[level]}"),
+        TextColumn("{task.fields[speed]:.0f} seq/s"),
+        TimeRemainingColumn(compact=True),
         console=console,
         disable=not enabled,
     )
@@ -351,9 +354,9 @@ def train(
     progress_bar = make_progress(console, progress)
     with progress_bar:
         bar = progress_bar.add_task(
-            f"{settings.model} on {settings.task}", total=budget_steps, completed=loop["step"],
+            f"{settings.task}", total=budget_steps, completed=loop["step"],
             sequences=loop["sequences"], cost=float("nan"), errors=float("nan"),
-            level=f"{loop['level'] + 1}/{len(levels)}", speed=0.0,
+            level=level_label(loop["level"], len(levels)), speed=0.0,
         )
         while loop["step"] < budget_steps and not loop["solved"]:
             batch = task.sample(data_rng, settings.batch_size, **levels[loop["level"]])
@@ -422,7 +425,7 @@ def train(
                         held_out = held_out_batch(task, loop["level"], levels[loop["level"]], settings.eval_batch_size)
                         log.write({"step": step, "event": "level", "level": loop["level"], "sequences": loop["sequences"],
                                    "difficulty": levels[loop["level"]]})
-                        progress_bar.update(bar, level=f"{loop['level'] + 1}/{len(levels)}")
+                        progress_bar.update(bar, level=level_label(loop["level"], len(levels)))
                     elif settings.until_solved:
                         loop["solved"] = True
                         log.write({"step": step, "event": "solved", "sequences": loop["sequences"],
@@ -435,4 +438,4 @@ def train(
     save_checkpoint()
     log.close()
     checkpoints.close()
-    return TrainResult(run_dir, loop["step"], loop["sequences"], loop["solved"], loop["wall_time"], loop["level"], last)
+    return TrainResult(run_dir, loop["step"], loop["sequences"], loop["solved"], loop["wall_time"], loop["level"], last, settings)
