@@ -16,10 +16,38 @@ import time
 
 import jax
 import numpy as np
+import optax
 from flax import nnx
 
 from ntm import tasks
+from ntm.runtime import tune_malloc
 from ntm.train import TrainSettings, build_model, make_optimizer, make_train_step
+
+
+def flops_of(compiled) -> float:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def sequence_flops(step, tx, params, opt_state, batch, key) -> float:
+    """FLOPs of one training step on `batch`, from XLA's cost analysis.
+
+    XLA counts a scan's body once, whatever its trip count, so the step is analysed on the batch
+    cut to one time step; the optimizer update (outside the scan) is analysed alone, and the
+    rest, one time step of the model forward and backward, is multiplied by T.
+    """
+    steps = batch.inputs.shape[1]
+    one_step = type(batch)(batch.inputs[:, :1], batch.targets[:, :1], batch.mask[:, :1],
+                           np.minimum(batch.lengths, 1))
+    whole = flops_of(step.lower(params, opt_state, one_step, key).compile())
+
+    def update(grads, opt_state, params):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    optimizer = flops_of(jax.jit(update).lower(params, opt_state, params).compile())
+    return (whole - optimizer) * steps + optimizer
 
 
 def prepare(model_name: str, batch_size: int, task, model_options: dict):
@@ -34,9 +62,7 @@ def prepare(model_name: str, batch_size: int, task, model_options: dict):
     started = time.perf_counter()
     compiled = step.lower(params, opt_state, batch, key).compile()
     compile_seconds = time.perf_counter() - started
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    flops = sequence_flops(step, tx, params, opt_state, batch, key)
     state = {"params": params, "opt_state": opt_state}
 
     def run(steps: int) -> float:
@@ -54,11 +80,13 @@ def prepare(model_name: str, batch_size: int, task, model_options: dict):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-tune-malloc", action="store_true", help="leave glibc's malloc thresholds alone")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--models", default="ntm,lstm")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per configuration and round")
     args = parser.parse_args()
+    tuned = False if args.no_tune_malloc else tune_malloc()
     task = tasks.get("copy")
     configs = [(m, int(b)) for m in args.models.split(",") for b in args.batch_sizes.split(",")]
     prepared = {}
@@ -72,7 +100,8 @@ def main() -> None:
             per_step = run(1)
             steps = max(3, int(args.seconds / max(per_step, 1e-6)))
             timings[config].append(run(steps))
-    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); copy task, T = {task.max_steps()}")
+    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); copy task, T = {task.max_steps()}; "
+          f"malloc tuned: {tuned}")
     print(f"{'model':6} {'batch':>5} {'compile s':>9} {'ms/step':>8} {'seq/s':>8} {'MFLOP/seq':>10} {'GFLOP/s':>8}")
     for config in configs:
         compile_seconds, flops, _ = prepared[config]

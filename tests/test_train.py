@@ -39,6 +39,7 @@ def test_ntm_learns_copy_of_lengths_one_to_five_until_solved(tmp_path):
                              eval_every=50, checkpoint_every=100000)
     result = train(settings, run_dir=tmp_path / "run", console=QUIET, progress=False)
     assert result.solved, f"not solved after {result.step} steps: {result.last}"
+    assert result.compiles == 1  # lengths 1-5 are padded to one shape: never recompiled
     held_out = [row for row in checkpoints.read_metrics(tmp_path / "run") if row.get("event") == "held_out"]
     assert held_out[-1]["bit_errors"] < 0.01
     _, rows = evaluate_run(tmp_path / "run", [5], batch_size=64)
@@ -161,6 +162,7 @@ def test_curriculum_levels_are_logged_and_saved_in_checkpoints(tmp_path):
     levels = [r for r in checkpoints.read_metrics(tmp_path / "cur") if r.get("event") == "level"]
     assert [r["level"] for r in levels] == list(range(1, len(levels) + 1))
     assert levels and levels[0]["difficulty"]["max_length"] == 2
+    assert result.compiles == len(levels) + 1  # one training-step compile per level's batch shape
     assert load_run(tmp_path / "cur").meta["level"] == result.level == len(levels)
 
 

@@ -225,6 +225,9 @@ def run_eval(args, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ntm.runtime import tune_malloc
+
+    tune_malloc()
     console = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)

@@ -120,6 +120,7 @@ class TrainResult:
     level: int
     last: dict[str, float]
     settings: TrainSettings
+    compiles: int  # how many times the training step was compiled in this process
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -436,6 +437,10 @@ def train(
 
     loop["wall_time"] = time.perf_counter() - started
     save_checkpoint()
+    # One compile per distinct batch shape is expected (one per curriculum level); more is a bug.
+    compiles = train_step._cache_size()
+    log.write({"step": loop["step"], "event": "compiles", "train_step": compiles})
     log.close()
     checkpoints.close()
-    return TrainResult(run_dir, loop["step"], loop["sequences"], loop["solved"], loop["wall_time"], loop["level"], last, settings)
+    return TrainResult(run_dir, loop["step"], loop["sequences"], loop["solved"], loop["wall_time"], loop["level"],
+                       last, settings, compiles)
