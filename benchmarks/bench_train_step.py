@@ -89,22 +89,28 @@ def main() -> None:
     tuned = False if args.no_tune_malloc else tune_malloc()
     task = tasks.get("copy")
     configs = [(m, int(b)) for m in args.models.split(",") for b in args.batch_sizes.split(",")]
-    prepared = {}
-    for model_name, batch_size in configs:
-        options = {"layers": 3, "units": 256} if model_name == "lstm" else {}
-        prepared[(model_name, batch_size)] = prepare(model_name, batch_size, task, options)
-    timings = {config: [] for config in configs}
-    for _ in range(args.rounds):
-        for config in configs:
-            _, _, run = prepared[config]
-            per_step = run(1)
-            steps = max(3, int(args.seconds / max(per_step, 1e-6)))
-            timings[config].append(run(steps))
+    prepared, timings = {}, {}
+    # One model at a time, its batch sizes alternating over rounds: another model's buffers
+    # left in the heap would change the allocation pattern a real run sees.
+    for model_name in args.models.split(","):
+        mine = [config for config in configs if config[0] == model_name]
+        runs = {}
+        for config in mine:
+            options = {"layers": 3, "units": 256} if model_name == "lstm" else {}
+            compile_seconds, flops, runs[config] = prepare(model_name, config[1], task, options)
+            prepared[config] = (compile_seconds, flops)
+            timings[config] = []
+        for _ in range(args.rounds):
+            for config in mine:
+                per_step = runs[config](1)
+                steps = max(3, int(args.seconds / max(per_step, 1e-6)))
+                timings[config].append(runs[config](steps))
+        del runs
     print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); copy task, T = {task.max_steps()}; "
           f"malloc tuned: {tuned}")
     print(f"{'model':6} {'batch':>5} {'compile s':>9} {'ms/step':>8} {'seq/s':>8} {'MFLOP/seq':>10} {'GFLOP/s':>8}")
     for config in configs:
-        compile_seconds, flops, _ = prepared[config]
+        compile_seconds, flops = prepared[config]
         per_step = statistics.median(timings[config])
         model_name, batch_size = config
         print(f"{model_name:6} {batch_size:>5} {compile_seconds:>9.1f} {per_step * 1e3:>8.2f} "

@@ -197,37 +197,43 @@ def scan_cell(step_fn, carry, inputs: jax.Array, mask: jax.Array, freeze_carry: 
     return carry, to_batch_first(outputs), jax.tree.map(to_batch_first, extras)
 
 
-class NTM(nnx.Module):
-    """The NTM sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size].
+class SequenceModel(nnx.Module):
+    """The batch-first sequence interface shared by the NTM, the DNC and the LSTM baseline.
 
-    Call options:
-      initial_carry: start from this NTMState instead of `cell.initialize_carry`.
-      lengths [B] or mask [B,T]: padded steps change neither real outputs nor the final state;
+    A subclass sets `self.config` (with `input_size`) and `display_name`, and implements
+    `initial_state(batch, rngs)` and `step(carry, x[B,D]) -> (carry, logits[B,out], step trace)`.
+    Calling the model: inputs [B,T,input_size] -> logits [B,T,output_size], with options
+      initial_carry: start from this carry instead of `initial_state`.
+      lengths [B] or mask [B,T]: padded steps change neither real outputs nor the final carry;
         their outputs are zero.
-      return_carry: also return the final NTMState, as `(carry, logits)` like `nnx.RNN`.
-      trace: also return an NTMStepTrace stacked over time ([B,T,...]) as the last element.
-      rngs: a key or nnx.Rngs, needed only for `memory_init="random"`.
+      return_carry: also return the final carry, as `(carry, logits)` like `nnx.RNN`.
+      trace: also return the step traces stacked over time ([B,T,...]) as the last element.
+      rngs: a key or nnx.Rngs for a random initial state (the NTM's `memory_init="random"`).
       remat: recompute each step in the backward pass rather than store it (long sequences).
     """
 
-    def __init__(self, config: NTMConfig, *, rngs: nnx.Rngs, controller: nnx.Module | None = None):
-        self.config = config
-        self.cell = NTMCell(config, rngs=rngs, controller=controller)
+    display_name = "model"
+
+    def initial_state(self, batch: int, rngs=None):
+        raise NotImplementedError
+
+    def step(self, carry, inputs):
+        raise NotImplementedError
 
     def check_inputs(self, inputs: jax.Array) -> None:
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != 3 or shape[-1] != self.config.input_size:
             raise ValueError(
-                f"NTM inputs must have shape [batch, time, {self.config.input_size}], got {shape}"
+                f"{self.display_name} inputs must have shape [batch, time, {self.config.input_size}], got {shape}"
             )
         if shape[0] < 1 or shape[1] < 1:
-            raise ValueError(f"NTM inputs need at least one sequence and one step, got {shape}")
+            raise ValueError(f"{self.display_name} inputs need at least one sequence and one step, got {shape}")
 
     def __call__(
         self,
         inputs: jax.Array,
         *,
-        initial_carry: NTMState | None = None,
+        initial_carry=None,
         lengths: jax.Array | None = None,
         mask: jax.Array | None = None,
         return_carry: bool = False,
@@ -239,17 +245,37 @@ class NTM(nnx.Module):
         batch, steps, _ = inputs.shape
         step_mask = sequence_mask(batch, steps, lengths, mask)
         if initial_carry is None:
-            initial_carry = self.cell.initialize_carry((batch, self.config.input_size), rngs)
+            initial_carry = self.initial_state(batch, rngs)
         if trace:
-            step_fn = self.cell.step
-        else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
-            step_fn = lambda c, x: self.cell(c, x) + ((),)
+            step_fn = self.step
+        else:  # the unused trace is dead code in the scan body, so nothing is stacked for nothing
+            step_fn = lambda c, x: self.step(c, x)[:2] + ((),)
         freeze = return_carry or mask is not None
         carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)
         return result[0] if len(result) == 1 else result
+
+
+class NTM(SequenceModel):
+    """The NTM sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size].
+
+    Call options are those of `SequenceModel`; the carry is an `NTMState` and the trace an
+    `NTMStepTrace`.
+    """
+
+    display_name = "NTM"
+
+    def __init__(self, config: NTMConfig, *, rngs: nnx.Rngs, controller: nnx.Module | None = None):
+        self.config = config
+        self.cell = NTMCell(config, rngs=rngs, controller=controller)
+
+    def initial_state(self, batch: int, rngs=None) -> NTMState:
+        return self.cell.initialize_carry((batch, self.config.input_size), rngs)
+
+    def step(self, carry: NTMState, inputs: jax.Array):
+        return self.cell.step(carry, inputs)
 
 
 def count_params(model: nnx.Module) -> int:

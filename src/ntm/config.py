@@ -31,8 +31,33 @@ def _check_bool(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def check_clip_value(value: Any) -> None:
+    """A clip value is a positive finite number, or None for no clipping."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"clip_value must be a positive number or None, got {value!r}")
+
+
+class DictConfig:
+    """`to_dict` / `from_dict` / `replace` for frozen config dataclasses; unknown fields are an error."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclasses.dataclass(frozen=True)
-class NTMConfig:
+class NTMConfig(DictConfig):
     """Sizes and choices of an NTM. Bad values raise ValueError naming the field."""
 
     input_size: int
@@ -80,25 +105,7 @@ class NTMConfig:
             raise ValueError(f"memory_init_value must be finite, got {self.memory_init_value!r}")
         _check_bool("learn_initial_weights", self.learn_initial_weights)
         _check_bool("learn_initial_reads", self.learn_initial_reads)
-        if self.clip_value is not None:
-            if isinstance(self.clip_value, bool) or not isinstance(self.clip_value, (int, float)):
-                raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-            if not 0 < self.clip_value < float("inf"):
-                raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "NTMConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown NTMConfig fields: {', '.join(unknown)}")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "NTMConfig":
-        return dataclasses.replace(self, **changes)
+        check_clip_value(self.clip_value)
 
     @property
     def head_parameter_size(self) -> int:

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ntm import metrics, models, tasks
+from ntm.config import DictConfig
 from ntm.checkpoints import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -42,7 +43,7 @@ MAX_NAN_RESTORES = 5
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(DictConfig):
     """Every training choice. Model fields go in `model_options`, task difficulty in `task_options`."""
 
     task: str = "copy"
@@ -53,7 +54,7 @@ class TrainSettings:
     lr: float = 3e-3
     momentum: float = 0.9
     batch_size: int = 8
-    grad_clip: float = 50.0
+    grad_clip: float = 10.0
     seed: int = 0
     steps: int | None = None
     sequences: int | None = None
@@ -99,15 +100,6 @@ class TrainSettings:
             return math.ceil(self.sequences / self.batch_size)
         return self.max_steps
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**values)
 
 
 @dataclasses.dataclass

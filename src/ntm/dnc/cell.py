@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ntm import addressing, memory as memory_ops
-from ntm.cell import scan_cell, sequence_mask
+from ntm.cell import SequenceModel
 from ntm.controllers import LSTMController
 from ntm.dnc import addressing as dnc_addressing
 from ntm.dnc.config import DNCConfig
@@ -195,55 +195,22 @@ class DNCCell(nnx.RNNCellBase):
         return carry, logits
 
 
-class DNC(nnx.Module):
+class DNC(SequenceModel):
     """The DNC sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size].
 
-    Call options, as `ntm.NTM`:
-      initial_carry: start from this DNCState instead of `cell.initialize_carry`.
-      lengths [B] or mask [B,T]: padded steps change neither real outputs nor the final state;
-        their outputs are zero.
-      return_carry: also return the final DNCState, as `(carry, logits)` like `nnx.RNN`.
-      trace: also return a DNCStepTrace stacked over time ([B,T,...]) as the last element.
-      rngs: accepted for the common model interface; the DNC's initial state is not random.
+    Call options are those of `ntm.cell.SequenceModel`, as for `ntm.NTM`; the carry is a
+    `DNCState` and the trace a `DNCStepTrace`. `rngs` is accepted for the common interface; the
+    DNC's initial state is not random.
     """
+
+    display_name = "DNC"
 
     def __init__(self, config: DNCConfig, *, rngs: nnx.Rngs):
         self.config = config
         self.cell = DNCCell(config, rngs=rngs)
 
-    def check_inputs(self, inputs: jax.Array) -> None:
-        shape = tuple(getattr(inputs, "shape", ()))
-        if len(shape) != 3 or shape[-1] != self.config.input_size:
-            raise ValueError(
-                f"DNC inputs must have shape [batch, time, {self.config.input_size}], got {shape}"
-            )
-        if shape[0] < 1 or shape[1] < 1:
-            raise ValueError(f"DNC inputs need at least one sequence and one step, got {shape}")
+    def initial_state(self, batch: int, rngs=None) -> DNCState:
+        return self.cell.initialize_carry((batch, self.config.input_size), rngs)
 
-    def __call__(
-        self,
-        inputs: jax.Array,
-        *,
-        initial_carry: DNCState | None = None,
-        lengths: jax.Array | None = None,
-        mask: jax.Array | None = None,
-        return_carry: bool = False,
-        trace: bool = False,
-        rngs=None,
-        remat: bool = False,
-    ):
-        self.check_inputs(inputs)
-        batch, steps, _ = inputs.shape
-        step_mask = sequence_mask(batch, steps, lengths, mask)
-        if initial_carry is None:
-            initial_carry = self.cell.initialize_carry((batch, self.config.input_size), rngs)
-        if trace:
-            step_fn = self.cell.step
-        else:  # no per-step trace in the scan at all, so nothing is stacked for nothing
-            step_fn = lambda c, x: self.cell(c, x) + ((),)
-        freeze = return_carry or mask is not None
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
-        result = (carry, logits) if return_carry else (logits,)
-        if trace:
-            result = result + (step_traces,)
-        return result[0] if len(result) == 1 else result
+    def step(self, carry: DNCState, inputs: jax.Array):
+        return self.cell.step(carry, inputs)

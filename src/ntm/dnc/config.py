@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ntm.config import _check_positive_int
+from ntm.config import DictConfig, _check_positive_int, check_clip_value
 
 # Read modes per read head with one write head: backward, content, forward.
 READ_MODES = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class DNCConfig:
+class DNCConfig(DictConfig):
     """Sizes of a DNC. Bad values raise ValueError naming the field."""
 
     input_size: int
@@ -45,25 +45,7 @@ class DNCConfig:
             )
         _check_positive_int("controller_units", self.controller_units)
         _check_positive_int("controller_layers", self.controller_layers)
-        if self.clip_value is not None:
-            if isinstance(self.clip_value, bool) or not isinstance(self.clip_value, (int, float)):
-                raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-            if not 0 < self.clip_value < float("inf"):
-                raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DNCConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown DNCConfig fields: {', '.join(unknown)}")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "DNCConfig":
-        return dataclasses.replace(self, **changes)
+        check_clip_value(self.clip_value)
 
     @property
     def interface_size(self) -> int:
