@@ -38,7 +38,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def parse_optional_float(text: str):
+def float_or_none(text: str):
     if text.lower() in ("none", "off"):
         return None
     return float(text)
@@ -63,7 +63,7 @@ def add_dataclass_flags(group, cls, skip, help_texts=None, choices=None):
                                help=help_text)
         elif typing.get_origin(hint) in (typing.Union, types.UnionType):
             inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-            parse = parse_optional_float if inner is float else inner
+            parse = float_or_none if inner is float else inner
             group.add_argument(flag(field.name), type=parse, default=None, metavar=inner.__name__.upper(),
                                help=help_text + " ('none' for none)" if inner is float else help_text)
         else:
