@@ -313,6 +313,7 @@ def train(
         step, state, meta = checkpoints.restore({"params": params, "opt_state": opt_state})
         params, opt_state = state["params"], state["opt_state"]
         loop.update(meta)
+        loop["solved"] = loop["solved"] and settings.until_solved  # a solved run may train on without the stop
         truncate_metrics(run_dir, loop["step"])
         console.print(f"resumed {run_dir} at step {loop['step']} ({loop['sequences']} sequences, level {loop['level']})")
     else:
