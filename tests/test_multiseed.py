@@ -46,3 +46,23 @@ def test_each_seed_directory_is_an_ordinary_run(tmp_path):
     assert rows[0]["length"] == 2 and np.isfinite(rows[0]["cost"])
     resumed = train(run_dir=results[1].run_dir, resume=True, budget={"steps": 12}, console=QUIET, progress=False)
     assert resumed.step == 12
+
+
+def test_cli_trains_seeds_at_once_and_reports_each(tmp_path):
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "cli-seeds"
+    result = subprocess.run(
+        [sys.executable, "-m", "ntm.cli", "train", "copy", "--seeds", "2", "--seed", "5", "--max-length", "3",
+         "--memory-slots", "16", "--memory-width", "8", "--controller-units", "32", "--batch-size", "4",
+         "--steps", "10", "--no-until-solved", "--run-dir", str(run_dir), "--eval-lengths", "2", "--quiet"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 seeds of ntm on copy" in result.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == ["seed-5", "seed-6", "seeds.json"]
+    # the report goes to the best seed only: none solved here, so the one with the lowest last cost
+    reports = [seed for seed in (5, 6) if (run_dir / f"seed-{seed}" / "report.md").is_file()]
+    assert len(reports) == 1 and f"seed {reports[0]} (lowest cost)" in result.stdout
+    assert json.loads((run_dir / "seeds.json").read_text())["seeds"] == [5, 6]
