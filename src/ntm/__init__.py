@@ -1,9 +1,11 @@
 """ntm: Neural Turing Machines that train, in JAX and Flax NNX.
 
 The public surface: the NTM (`NTMConfig`, `NTMCell`, `NTM`), its pure maths (`ntm.addressing`,
-`ntm.memory`), controllers (`ntm.controllers`), and `count_params`.
+`ntm.memory`), controllers (`ntm.controllers`), the DNC (`DNCConfig`, `DNCCell`, `DNC`),
+`count_params`, and `runtime.tune_malloc` for CPU speed.
 """
 
+from ntm import runtime
 from ntm.cell import NTM, NTMCell, NTMState, NTMStepTrace, count_params
 from ntm.config import NTMConfig
 from ntm.dnc import DNC, DNCCell, DNCConfig, DNCState
