@@ -7,7 +7,7 @@ usage) and content lookup on the previous memory; memory is erased then added to
 link matrix and precedence are updated; each read head mixes backward, content (on the new
 memory) and forward weightings by its read modes and reads the new memory; the output layer
 sees the controller output and the new reads. `DNC` runs the cell over a batch-first sequence
-with `ntm.cell.scan_cell`, with the same masking, carry and trace options as `ntm.NTM`.
+through `ntm.cell.SequenceModel`, with the same masking, carry and trace options as `ntm.NTM`.
 """
 
 from __future__ import annotations
