@@ -55,6 +55,11 @@ class DictConfig:
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
 
+    def check_positive_ints(self, *names: str, minimum: int = 1) -> None:
+        """ValueError naming the first of these fields that is not an integer >= minimum."""
+        for name in names:
+            _check_positive_int(name, getattr(self, name), minimum)
+
 
 @dataclasses.dataclass(frozen=True)
 class NTMConfig(DictConfig):
@@ -78,13 +83,8 @@ class NTMConfig(DictConfig):
     clip_value: float | None = 20.0
 
     def __post_init__(self) -> None:
-        _check_positive_int("input_size", self.input_size)
-        _check_positive_int("output_size", self.output_size)
-        _check_positive_int("memory_slots", self.memory_slots)
-        _check_positive_int("memory_width", self.memory_width)
-        _check_positive_int("read_heads", self.read_heads)
-        _check_positive_int("write_heads", self.write_heads)
-        _check_positive_int("shift_range", self.shift_range)
+        self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
+                                 "write_heads", "shift_range")
         if self.shift_range % 2 != 1:
             raise ValueError(f"shift_range must be odd (centred shifts), got {self.shift_range}")
         if self.shift_range > self.memory_slots:
@@ -93,8 +93,7 @@ class NTMConfig(DictConfig):
                 f"got {self.shift_range}"
             )
         _check_choice("controller", self.controller, CONTROLLERS)
-        _check_positive_int("controller_layers", self.controller_layers)
-        _check_positive_int("controller_units", self.controller_units)
+        self.check_positive_ints("controller_layers", "controller_units")
         _check_choice("controller_activation", self.controller_activation, ACTIVATIONS)
         _check_choice("memory_init", self.memory_init, MEMORY_INITS)
         if isinstance(self.memory_init_value, bool) or not isinstance(

@@ -78,19 +78,15 @@ class TrainSettings(DictConfig):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        for name in ("batch_size", "max_steps", "eval_every", "eval_batch_size", "log_every",
-                     "checkpoint_every", "keep", "nan_patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.check_positive_ints("batch_size", "max_steps", "eval_every", "eval_batch_size", "log_every",
+                                 "checkpoint_every", "keep", "nan_patience")
         for name in ("steps", "sequences"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.steps is not None and self.sequences is not None:
             raise ValueError("give either steps or sequences as the budget, not both")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        self.check_positive_ints("seed", minimum=0)
 
     def budget_steps(self) -> int:
         """The most steps this run may take."""

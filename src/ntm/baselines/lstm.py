@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ntm.cell import SequenceModel
-from ntm.config import DictConfig, _check_positive_int, check_clip_value
+from ntm.config import DictConfig, check_clip_value
 from ntm.controllers import LSTMController
 
 
@@ -30,8 +30,7 @@ class LSTMConfig(DictConfig):
     clip_value: float | None = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "output_size", "layers", "units"):
-            _check_positive_int(name, getattr(self, name))
+        self.check_positive_ints("input_size", "output_size", "layers", "units")
         check_clip_value(self.clip_value)
 
 

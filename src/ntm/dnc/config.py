@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ntm.config import DictConfig, _check_positive_int, check_clip_value
+from ntm.config import DictConfig, check_clip_value
 
 # Read modes per read head with one write head: backward, content, forward.
 READ_MODES = 3
@@ -32,19 +32,14 @@ class DNCConfig(DictConfig):
     clip_value: float | None = 20.0
 
     def __post_init__(self) -> None:
-        _check_positive_int("input_size", self.input_size)
-        _check_positive_int("output_size", self.output_size)
-        _check_positive_int("memory_slots", self.memory_slots)
-        _check_positive_int("memory_width", self.memory_width)
-        _check_positive_int("read_heads", self.read_heads)
-        _check_positive_int("write_heads", self.write_heads)
+        self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
+                                 "write_heads")
         if self.write_heads != 1:
             raise ValueError(
                 f"write_heads must be 1 (the DNC of Graves et al. 2016 has one write head), "
                 f"got {self.write_heads!r}"
             )
-        _check_positive_int("controller_units", self.controller_units)
-        _check_positive_int("controller_layers", self.controller_layers)
+        self.check_positive_ints("controller_units", "controller_layers")
         check_clip_value(self.clip_value)
 
     @property
