@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ntm import tasks
-from ntm.runtime import tune_malloc
+from ntm.runtime import tune_malloc, tune_xla
 from ntm.train import TrainSettings, build_model, make_optimizer, make_train_step
 
 RESULTS = Path(__file__).parent / "results"
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer points (about a minute)")
     args = parser.parse_args()
     tune_malloc()
+    tune_xla()
     slots = [32, 128, 512, 1024] if args.quick else [32, 128, 512, 1024, 2048, 4096]
     lengths = [5, 25, 100] if args.quick else [5, 12, 25, 50, 125, 250, 500]  # T = 2 * length + 1: 11 ... 1001
     batches = [1, 8, 32] if args.quick else [1, 4, 8, 16, 32, 64]

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from ntm import tasks
-from ntm.runtime import tune_malloc
+from ntm.runtime import tune_malloc, tune_xla
 from ntm.multiseed import stack, stack_batches
 from ntm.train import TrainSettings, build_model, make_optimizer, train_step_function
 
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--remat", action=argparse.BooleanOptionalAction, default=TrainSettings.remat)
     args = parser.parse_args()
     tune_malloc()
+    tune_xla()
     task = tasks.get("copy")
     settings = TrainSettings(batch_size=args.batch_size, remat=args.remat)
     tx = make_optimizer(settings)

@@ -20,7 +20,7 @@ import optax
 from flax import nnx
 
 from ntm import tasks
-from ntm.runtime import tune_malloc
+from ntm.runtime import tune_malloc, tune_xla
 from ntm.train import TrainSettings, build_model, make_optimizer, make_train_step
 
 
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per configuration and round")
     args = parser.parse_args()
     tuned = False if args.no_tune_malloc else tune_malloc()
+    tune_xla()
     task = tasks.get("copy")
     configs = [(m, int(b)) for m in args.models.split(",") for b in args.batch_sizes.split(",")]
     prepared, timings = {}, {}

@@ -1,7 +1,9 @@
-"""Tests of the process tuning that keeps XLA's large per-step buffers mapped between steps."""
+"""Tests of the process tuning for XLA on the CPU: malloc thresholds and the XLA flag it sets."""
 
 import ctypes
 import ctypes.util
+import os
+import subprocess
 import sys
 
 import pytest
@@ -23,3 +25,31 @@ def test_tune_malloc_is_accepted_by_glibc_and_keeps_a_large_block_in_the_heap():
     second = libc.malloc(16 * 2**20)
     libc.free(second)
     assert first == second
+
+
+def test_tune_xla_adds_its_flag_only_where_measured_and_never_over_the_users(monkeypatch):
+    import jax
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    monkeypatch.setattr(jax, "__version__", "0.10.2")
+    assert runtime.tune_xla() is True
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false", runtime.YNN_FLAG]
+    assert runtime.tune_xla() is True  # idempotent
+    assert os.environ["XLA_FLAGS"].count("ynn_fusion_type") == 1
+
+    mine = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE"
+    monkeypatch.setenv("XLA_FLAGS", mine)
+    assert runtime.tune_xla() is False
+    assert os.environ["XLA_FLAGS"] == mine
+
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.setattr(jax, "__version__", "0.11.0")
+    assert runtime.tune_xla() is False
+    assert "XLA_FLAGS" not in os.environ
+
+
+def test_the_command_line_starts_no_jax_backend_before_main_sets_its_flags():
+    code = ("import ntm.cli; ntm.cli.build_parser(); from jax._src import xla_bridge; "
+            "print(xla_bridge.backends_are_initialized())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -225,9 +225,10 @@ def run_eval(args, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ntm.runtime import tune_malloc
+    from ntm.runtime import tune_malloc, tune_xla
 
     tune_malloc()
+    tune_xla()
     console = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
