@@ -1,12 +1,10 @@
 """Tests of training: it learns, resumes exactly (also after SIGKILL), and never lets a NaN through."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp

@@ -21,5 +21,6 @@ __all__ = [
     "NTMState",
     "NTMStepTrace",
     "count_params",
+    "runtime",
 ]
 __version__ = "0.1.0"

@@ -11,7 +11,6 @@ and `ntm train --resume` work on any one of them; `RUN_DIR/seeds.json` summarise
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from flax import nnx
 from rich.console import Console
 from rich.table import Table
 
+from ntm.cell import count_params
 from ntm.checkpoints import CONFIG_FILE, Checkpoints, write_json_atomically
 from ntm.train import (
     MetricsLog,
@@ -31,11 +31,12 @@ from ntm.train import (
     default_run_dir,
     make_eval_step,
     make_optimizer,
-    make_progress,
-    model_identity,
-    solve_difficulty,
-    train_step_function,
     HELD_OUT_SEED,
+    held_out_batch,
+    make_progress,
+    mean_of_finite,
+    model_identity,
+    train_step_function,
 )
 
 SUMMARY_FILE = "seeds.json"
@@ -101,7 +102,7 @@ def train_seeds(
         seed_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomically(seed_dir / CONFIG_FILE, {
             "settings": s_settings.to_dict(), "model_config": built[k][1].to_dict(), "model": settings.model,
-            "task": settings.task, "parameters": int(sum(x.size for x in jax.tree.leaves(unstack(params, k)))),
+            "task": settings.task, "parameters": count_params(built[k][0]),
         })
         logs.append(MetricsLog(seed_dir))
         saves.append(Checkpoints(seed_dir, keep=settings.keep, identity=model_identity(s_settings, built[k][1])))
@@ -118,9 +119,7 @@ def train_seeds(
     last = [dict() for _ in range(seeds)]
 
     def held_out(k):
-        rng = np.random.default_rng(HELD_OUT_SEED + level[k])
-        return task.sample(rng, settings.eval_batch_size, pad_to=steps_padded,
-                           **solve_difficulty(task, levels[level[k]]))
+        return held_out_batch(task, level[k], levels[level[k]], settings.eval_batch_size, pad_to=steps_padded)
 
     def loop_meta(k, step, wall):
         return {"step": step, "sequences": step * settings.batch_size, "level": level[k], "lr": settings.lr,
@@ -168,9 +167,7 @@ def train_seeds(
                         ok = bool(s["finite"][k])
                         consecutive_skips[k] = 0 if ok else consecutive_skips[k] + 1
                         skipped[k] += 0 if ok else 1
-                    good = [s for s, _ in rows if bool(s["finite"][k])]
-                    mean = lambda name: float(np.mean([s[name][k] for s in good])) if good else float("nan")
-                    last[k] = {"cost": mean("cost"), "bit_errors": mean("bit_errors"), "grad_norm": mean("grad_norm")}
+                    last[k] = mean_of_finite([unstack(s, k) for s, _ in rows])
                     logs[k].write({"step": step, "sequences": step * settings.batch_size, **last[k], "level": level[k],
                                    "lr": settings.lr, "skipped": skipped[k], "seq_per_s": speed / seeds,
                                    "time": now - started})

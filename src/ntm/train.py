@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ntm import metrics, models, tasks
+from ntm.cell import count_params
 from ntm.config import DictConfig
 from ntm.checkpoints import (
     CONFIG_FILE,
@@ -202,9 +203,16 @@ def solve_difficulty(task, level_difficulty: dict) -> dict:
     return level_difficulty
 
 
-def held_out_batch(task, level: int, level_difficulty: dict, batch_size: int):
+def held_out_batch(task, level: int, level_difficulty: dict, batch_size: int, pad_to: int | None = None):
     rng = np.random.default_rng(HELD_OUT_SEED + level)
-    return task.sample(rng, batch_size, **solve_difficulty(task, level_difficulty))
+    return task.sample(rng, batch_size, pad_to=pad_to, **solve_difficulty(task, level_difficulty))
+
+
+def mean_of_finite(stats: list[dict]) -> dict[str, float]:
+    """Mean cost, bit errors and gradient norm over the steps whose update was applied (NaN if none)."""
+    good = [s for s in stats if bool(s["finite"])]
+    return {name: float(np.mean([s[name] for s in good])) if good else float("nan")
+            for name in ("cost", "bit_errors", "grad_norm")}
 
 
 def level_label(level: int, levels: int) -> str:
@@ -296,7 +304,6 @@ def train(
     opt_state = tx.init(params)
     train_step = make_train_step(graphdef, tx, settings.remat)
     eval_step = make_eval_step(graphdef)
-    parameter_count = int(sum(leaf.size for leaf in jax.tree.leaves(params)))
 
     # loop state: everything a resume needs besides params and optimizer state
     loop = {"step": 0, "sequences": 0, "level": 0, "lr": settings.lr, "skipped": 0,
@@ -315,7 +322,7 @@ def train(
     else:
         write_json_atomically(run_dir / CONFIG_FILE, {
             "settings": settings.to_dict(), "model_config": model_config.to_dict(),
-            "model": settings.model, "task": settings.task, "parameters": parameter_count,
+            "model": settings.model, "task": settings.task, "parameters": count_params(model),
         })
         checkpoints.save(0, {"params": params, "opt_state": opt_state}, loop)
 
@@ -364,16 +371,11 @@ def train(
                 for ok in finite:
                     consecutive_skips = 0 if ok else consecutive_skips + 1
                 loop["skipped"] += finite.count(False)
-                good = [s for s in fetched if bool(s["finite"])]
                 now = time.perf_counter()
                 speed = window_sequences / max(now - window_start, 1e-9)
                 window_start, window_sequences = now, 0
                 loop["wall_time"] = now - started
-                last = {
-                    "cost": float(np.mean([s["cost"] for s in good])) if good else float("nan"),
-                    "bit_errors": float(np.mean([s["bit_errors"] for s in good])) if good else float("nan"),
-                    "grad_norm": float(np.mean([s["grad_norm"] for s in good])) if good else float("nan"),
-                }
+                last = mean_of_finite(fetched)
                 log.write({"step": step, "sequences": loop["sequences"], **last, "level": loop["level"],
                            "lr": loop["lr"], "skipped": loop["skipped"], "seq_per_s": speed,
                            "time": loop["wall_time"]})

@@ -8,7 +8,7 @@ the top layer's hidden state per step; the LSTM has no memory to draw).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

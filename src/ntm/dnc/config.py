@@ -9,7 +9,6 @@ write head, and so does this one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from ntm.config import DictConfig, check_clip_value
 
