@@ -452,28 +452,47 @@ def test_priority_sort_eval_keeps_outputs_in_proportion():
 
 
 @pytest.mark.parametrize(
-    "name, errors, cost, solved",
+    "name, means, solved",
     [
-        ("copy", 0.0, 50.0, True),
-        ("copy", 0.009, 0.1, True),
-        ("copy", 0.01, 0.1, False),
-        ("repeat_copy", 0.5, 0.1, False),
-        ("associative_recall", 0.0, 1.0, True),
-        ("priority_sort", 1.2, 10.0, True),
-        ("priority_sort", 1.3, 10.0, False),
-        ("ngrams", 60.0, 134.9, True),
-        ("ngrams", 0.0, 135.1, False),
+        ("copy", {"bit_errors": 0.0, "cost": 50.0}, True),
+        ("copy", {"bit_errors": 0.009, "cost": 0.1}, True),
+        ("copy", {"bit_errors": 0.01, "cost": 0.1}, False),
+        ("repeat_copy", {"bit_errors": 0.5, "cost": 0.1}, False),
+        ("associative_recall", {"bit_errors": 0.0, "cost": 1.0}, True),
+        ("priority_sort", {"bit_errors": 1.2, "cost": 10.0}, True),
+        ("priority_sort", {"bit_errors": 1.3, "cost": 10.0}, False),
+        ("ngrams", {"bit_errors": 60.0, "cost": 134.0, "excess_cost": 1.9}, True),
+        ("ngrams", {"bit_errors": 0.0, "cost": 131.0, "excess_cost": 2.1}, False),
     ],
 )
-def test_solve_criteria(name, errors, cost, solved):
+def test_solve_criteria(name, means, solved):
     task = tasks.get(name)
-    assert task.solved(errors, cost) is solved
-    assert task.solve_description
+    assert task.solved(means) is solved
+    assert task.solve_description and task.solve_reason
 
 
 def test_ngrams_solve_threshold_scales_with_the_configured_length():
-    assert tasks.get("ngrams", min_length=400, max_length=400).solved(0.0, 269.0)
-    assert not tasks.get("ngrams", min_length=400, max_length=400).solved(0.0, 271.0)
+    assert tasks.get("ngrams", min_length=400, max_length=400).solve_threshold == 4.0
+    assert tasks.get("ngrams").solve_threshold == 2.0
+
+
+def test_ngrams_reference_costs_are_the_bayes_optimal_costs():
+    task = tasks.get("ngrams")
+    batch = task.sample(np.random.default_rng(3), 16)
+    np.testing.assert_allclose(task.reference_costs(batch), task.optimal_costs(batch))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("copy", {"min_length": 20, "max_length": 20}),
+        ("repeat_copy", {"min_length": 10, "max_length": 10, "min_repeats": 10, "max_repeats": 10}),
+        ("associative_recall", {"min_items": 6, "max_items": 6}),
+    ],
+)
+def test_hardest_case_is_the_largest_training_value(name, expected):
+    hardest = tasks.get(name).hardest()
+    assert {key: hardest[key] for key in expected} == expected
 
 
 # ---- distributions -----------------------------------------------------------------------------

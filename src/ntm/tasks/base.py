@@ -179,13 +179,59 @@ class Task(abc.ABC):
         """The difficulty keys that pin the generalisation quantity at `value`."""
         return {f"min_{self.generalisation_key}": value, f"max_{self.generalisation_key}": value}
 
-    # ---- solve criterion -----------------------------------------------------------------------
+    # ---- judging: what "solved" means for this task ----------------------------------------------
 
-    solve_description: str
+    # The per-sequence statistic that solving is judged on, and why the threshold is what it is.
+    solve_metric: ClassVar[str] = "bit_errors"
+    solve_reason: ClassVar[str] = ""
 
-    @abc.abstractmethod
-    def solved(self, bit_errors_per_sequence: float, cost_bits_per_sequence: float) -> bool:
-        """Whether these evaluation figures at the configured difficulty count as solved."""
+    @property
+    def solve_threshold(self) -> float:
+        """Solved when the mean of `solve_metric` per sequence is below this, at the hardest training case."""
+        raise NotImplementedError
+
+    @property
+    def solve_description(self) -> str:
+        return f"mean {self.solve_metric.replace('_', ' ')} per sequence under {self.solve_threshold:g}"
+
+    def solved(self, means: dict[str, float]) -> bool:
+        """Whether these per-sequence means (keys as `sequence_stats`, plus `excess_cost`) count as solved."""
+        return float(means[self.solve_metric]) < self.solve_threshold
+
+    def sequence_stats(self, logits, batch) -> dict[str, Any]:
+        """Per-sequence statistics [B] in JAX: cost in bits and bit errors; tasks may add their own."""
+        from ntm import metrics  # JAX is only needed once a model runs
+
+        return {
+            "cost": metrics.bit_cross_entropy(logits, batch.targets, batch.mask),
+            "bit_errors": metrics.bit_errors(logits, batch.targets, batch.mask),
+        }
+
+    def reference_costs(self, batch: Batch) -> np.ndarray | None:
+        """The best achievable cost of each sequence [B] where one is known (N-grams), else None."""
+        return None
+
+    def hardest(self, difficulty: dict[str, Any] | None = None) -> dict[str, int]:
+        """The hardest case of a training difficulty (default: the configured one): its largest
+        generalisation quantity, other quantities at their most (e.g. repeat copy's repeats)."""
+        base = self.resolve(**(difficulty or {}))
+        key = f"max_{self.generalisation_key}"
+        return self.eval_difficulty(base[key], **base) if key in base else base
+
+    @property
+    def axis_label(self) -> str:
+        """What the generalisation quantity is, for axes and table headers."""
+        return {"length": "sequence length", "items": "items"}.get(self.generalisation_key, self.generalisation_key)
+
+    # The model and training settings `ntm train TASK` uses, per model name (TrainSettings fields,
+    # `model_options` among them); chosen by measured time to solve, see docs/experiments/tasks.md.
+    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def training_defaults(self, model: str) -> dict[str, Any]:
+        """This task's default TrainSettings fields for `model` (a copy; empty if none are set)."""
+        import copy
+
+        return copy.deepcopy(self.TRAINING_DEFAULTS.get(model, {}))
 
 
 class ExactOutputTask(Task):
@@ -193,13 +239,16 @@ class ExactOutputTask(Task):
 
     # Fewer than one wrong bit per hundred sequences: the paper's curves reach ~0 on these tasks.
     BIT_ERROR_THRESHOLD: ClassVar[float] = 0.01
+    solve_reason = ("the answer is deterministic and the paper's curves reach ~0 bits: under one wrong bit "
+                    "per hundred sequences, judged on at least 1,000 fresh sequences")
+
+    @property
+    def solve_threshold(self) -> float:
+        return self.BIT_ERROR_THRESHOLD
 
     @property
     def solve_description(self) -> str:
         return f"fewer than {self.BIT_ERROR_THRESHOLD} bit errors per sequence"
-
-    def solved(self, bit_errors_per_sequence: float, cost_bits_per_sequence: float) -> bool:
-        return float(bit_errors_per_sequence) < self.BIT_ERROR_THRESHOLD
 
 
 def binary_vectors(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

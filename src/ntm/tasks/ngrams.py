@@ -19,10 +19,10 @@ import numpy as np
 
 from ntm.tasks.base import Batch, Task, check_int
 
-# Solved: under 135 bits per 200 predicted bits (0.675 per bit). The paper reads ~131-132 for the
-# Bayes-optimal estimator, ~133-134 for the NTM and ~137 for LSTM; 135 demands clearly beating LSTM
-# and coming within ~3% of optimal.
-SOLVED_COST_PER_BIT = 135 / 200
+# Solved: within 2 bits of the Bayes-optimal cost per 200 predicted bits, measured on the same
+# sequences. The paper reads ~131-132 for the Bayes-optimal estimator, ~133-134 for the NTM (about 2
+# above) and ~137 for LSTM (about 5 above).
+SOLVED_EXCESS_PER_BIT = 2 / 200
 
 
 class NGramsTask(Task):
@@ -115,16 +115,25 @@ class NGramsTask(Task):
         """Bayes-optimal cost in bits per sequence, averaged over the batch."""
         return float(self.optimal_costs(batch).mean())
 
+    solve_metric = "excess_cost"
+    solve_reason = ("no predictor beats the Bayes-optimal cost, and the paper's NTM comes within about 2 bits "
+                    "of it per 200-bit sequence (LSTM about 5); judged against the optimal cost of the same "
+                    "sequences, so the table's sampling noise cancels")
+
+    def reference_costs(self, batch: Batch) -> np.ndarray:
+        return self.optimal_costs(batch)
+
+    @property
+    def solve_threshold(self) -> float:
+        """2 bits per 200 predicted bits, scaled to the configured mean length."""
+        mean_length = (self.difficulty["min_length"] + self.difficulty["max_length"]) / 2
+        return SOLVED_EXCESS_PER_BIT * mean_length
+
     @property
     def solve_description(self) -> str:
-        return (
-            f"cost under {SOLVED_COST_PER_BIT:.3f} bits per predicted bit ({self._solved_cost():g} bits per "
-            f"sequence at the configured length; Bayes-optimal ~131.3, NTM ~133-134, LSTM ~137 at 200)"
-        )
+        return (f"cost within {self.solve_threshold:g} bits per sequence of the Bayes-optimal cost of the same "
+                f"sequences (2 per 200 predicted bits; the paper's NTM is ~2 above optimal, LSTM ~5)")
 
-    def _solved_cost(self) -> float:
-        mean_length = (self.difficulty["min_length"] + self.difficulty["max_length"]) / 2
-        return SOLVED_COST_PER_BIT * mean_length
-
-    def solved(self, bit_errors_per_sequence: float, cost_bits_per_sequence: float) -> bool:
-        return float(cost_bits_per_sequence) < self._solved_cost()
+    @property
+    def axis_label(self) -> str:
+        return "predicted bits per sequence"
