@@ -16,7 +16,7 @@ from ntm import cli, metrics, models, tasks
 from ntm.cell import NTMStepTrace
 from ntm.evaluate import evaluate_run, load_run
 from ntm.plots import figures, runs
-from ntm.train import TrainSettings, train
+from ntm.training import TrainSettings, train
 
 QUIET = Console(quiet=True)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,9 +61,9 @@ def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("plots") / "ntm-run"
     settings = TrainSettings(task="copy", task_options={"max_length": 3},
                              model_options={"memory_slots": 16, "memory_width": 8, "controller_units": 32},
-                             batch_size=8, steps=20, until_solved=False, curriculum=False, log_every=5)
+                             batch_size=8, steps=20, until_solved=False, log_every=5)
     train(settings, run_dir=run_dir, console=QUIET, progress=False)
-    _, eval_rows = evaluate_run(run_dir, [2, 4], batch_size=8)
+    _, eval_rows = evaluate_run(run_dir, [2, 4], sequences=100)
     return run_dir, eval_rows
 
 
@@ -267,7 +267,7 @@ def test_report_holds_the_learning_curve_generalisation_trace_config_and_times(t
         assert f"]({png})" in text
         assert_sensible_png(run_dir / png)
     assert f"Parameters: {config['parameters']:,}." in text
-    wall = load_run(run_dir).meta["wall_time"]
+    wall = [row for row in runs.read_metrics(run_dir) if "event" not in row][-1]["time"]
     assert runs.format_duration(wall) in text
     assert "| memory_slots | `16` |" in text and "| batch_size | `8` |" in text
     assert f"| 4 | {eval_rows[1]['cost']:.3f} |" in text

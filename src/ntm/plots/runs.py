@@ -1,7 +1,7 @@
 """Pictures of run directories: one traced sample (`show_run`), several runs side by side
 (`compare_runs`) and the report of one run (`write_report`, report.md with its PNGs).
 
-This is the glue between the run directory on disk (`ntm.checkpoints`, `ntm.evaluate`) and the pure
+This is the glue between the run directory on disk (`ntm.rundir`, `ntm.evaluate`) and the pure
 figure functions of `ntm.plots.figures`. Bad run directories and lengths raise ValueError with a
 message fit for one line on stderr, as `ntm eval` does.
 """
@@ -20,9 +20,10 @@ import numpy as np
 from flax import nnx
 from rich.table import Table
 
+from ntm import tasks
 from ntm.cell import count_params
-from ntm.checkpoints import read_metrics, read_run_config
-from ntm.evaluate import EVAL_FILE, LoadedRun, load_run
+from ntm.rundir import read_metrics, read_run_config
+from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, verdict_text
 from ntm.plots import figures
 
 REPORT_FILE = "report.md"
@@ -54,9 +55,7 @@ def value_text(task, value: int) -> str:
 
 
 def axis_label(task) -> str:
-    if task.name == "ngrams":
-        return "predicted bits per sequence"
-    return figures.key_label(task.generalisation_key)
+    return task.axis_label
 
 
 def training_maximum(task) -> int | None:
@@ -246,7 +245,7 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
               for key, group in by_key.items()]
     xlabel = None
     if len(task_names) == 1:
-        xlabel = "predicted bits per sequence" if task_names[0] == "ngrams" else None
+        xlabel = tasks.get(task_names[0]).axis_label
     title = f"{tasks_text}: " + " vs ".join(labels)
     if len(title) > 110:
         title = f"{tasks_text}: {len(labels)} runs"
@@ -284,9 +283,7 @@ def format_duration(seconds: float) -> str:
 
 
 def wall_time(run: LoadedRun, rows: list[dict]) -> float:
-    """Training wall time: the checkpoint's, or the last logged training row's."""
-    if isinstance(run.meta.get("wall_time"), (int, float)):
-        return float(run.meta["wall_time"])
+    """Training wall time: the last logged training row's."""
     train = figures.training_rows(rows)
     return float(train[-1]["time"]) if train and "time" in train[-1] else math.nan
 
@@ -310,13 +307,14 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
         eval_rows = saved["rows"] if saved is not None else None
     name = f"{settings.task}: {settings.model}"
     trained_on = difficulty_text(task)
-    levels = len(task.curriculum_levels()) if settings.curriculum else 1
-    solved = bool(figures.events(rows, "solved"))
+    levels = len(task.curriculum_levels()) if settings.curriculum != "none" else 1
+    passed = bool(figures.events(rows, "solved"))
+    solved, verdict = verdict_text(passed, eval_rows or [], task)
     sequences = train[-1]["sequences"] if train else 0
     last = train[-1] if train else {}
 
     sections = [f"# {name} trained on {trained_on}", ""]
-    summary = (f"{'Solved' if solved else 'Not solved'} after {run.step} steps ({sequences:,} sequences) "
+    summary = (f"{verdict[0].upper() + verdict[1:]} after {run.step} steps ({sequences:,} sequences) "
                f"in {format_duration(wall_time(run, rows))} of training; reached curriculum level "
                f"{int(last.get('level', 0)) + 1} of {levels}.")
     if last:

@@ -1,0 +1,135 @@
+"""Curricula: which difficulty each training batch is drawn from, and when training at it is done.
+
+Every curriculum works on the task's difficulty levels (`task.curriculum_levels()`, easy to the
+configured one; a single level without a curriculum). All batches are padded to the longest level,
+so the compiled step never recompiles. The held-out check judges at the hardest case of
+`judged_level`; when it passes, `passed()` says whether training is done or moves on.
+
+  none     one level, the configured difficulty.
+  levels   the levels in order: train on one until the held-out check passes at its hardest case.
+  exp3s    the Exp3.S bandit of Graves et al. 2017 ("Automated curriculum learning"), one arm per
+           level, rewarded by gradient prediction gain (the squared gradient norm of the step, which
+           costs nothing extra), rescaled to [-1, 1] by the 20th and 80th percentiles of recent
+           rewards; the held-out check always judges the hardest level.
+A curriculum's state is plain JSON (`state_dict`) so it goes into each checkpoint's progress.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+# Exp3.S constants from Graves et al. 2017, section 5: step size, exploration, weight sharing.
+EXP3S_ETA = 1e-3
+EXP3S_EPSILON = 0.05
+EXP3S_ALPHA = 1e-3
+# Rewards kept for the percentile rescaling.
+EXP3S_HISTORY = 1000
+
+
+class Curriculum:
+    """One level, the configured difficulty; subclasses add levels and a policy."""
+
+    name = "none"
+
+    def __init__(self, task):
+        self.levels: list[dict[str, int]] = self.make_levels(task)
+        self.level = 0
+
+    def make_levels(self, task) -> list[dict[str, int]]:
+        return [dict(task.difficulty)]
+
+    @property
+    def judged_level(self) -> int:
+        return self.level
+
+    def choose(self, rng: np.random.Generator) -> int:
+        """The level of the next training batch."""
+        return self.level
+
+    def observe(self, level: int, stats: dict[str, float]) -> None:
+        """What the step on a batch of `level` measured (host floats: loss, grad_norm, finite)."""
+
+    def passed(self) -> bool:
+        """The held-out check passed at the judged level: True if training is done, else move on."""
+        if self.level + 1 < len(self.levels):
+            self.level += 1
+            return False
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.level = int(state["level"])
+
+
+class LevelsCurriculum(Curriculum):
+    name = "levels"
+
+    def make_levels(self, task) -> list[dict[str, int]]:
+        return task.curriculum_levels()
+
+
+class Exp3SCurriculum(Curriculum):
+    name = "exp3s"
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.level = len(self.levels) - 1  # judged at the hardest level throughout
+        self.weights = [0.0] * len(self.levels)
+        self.rewards: list[float] = []
+
+    def make_levels(self, task) -> list[dict[str, int]]:
+        return task.curriculum_levels()
+
+    def policy(self) -> np.ndarray:
+        weights = np.asarray(self.weights)
+        soft = np.exp(weights - weights.max())
+        soft /= soft.sum()
+        return (1 - EXP3S_EPSILON) * soft + EXP3S_EPSILON / len(self.levels)
+
+    def choose(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(len(self.levels), p=self.policy()))
+
+    def observe(self, level: int, stats: dict[str, float]) -> None:
+        gain = float(stats["grad_norm"]) ** 2
+        if not (stats.get("finite", True) and math.isfinite(gain)) or len(self.levels) == 1:
+            return
+        self.rewards = (self.rewards + [gain])[-EXP3S_HISTORY:]
+        low, high = np.percentile(self.rewards, [20, 80])
+        if gain < low:
+            reward = -1.0
+        elif gain > high or high == low:
+            reward = 1.0 if gain > high else 0.0
+        else:
+            reward = 2 * (gain - low) / (high - low) - 1
+        pulled = self.policy()[level]
+        scaled = np.asarray(self.weights) + EXP3S_ETA * np.where(np.arange(len(self.levels)) == level,
+                                                                 reward / pulled, 0.0)
+        # Exp3.S: mix a little of every other arm's weight into each, so the policy can track a
+        # changing best arm (log-sum-exp kept stable by subtracting the max).
+        top = scaled.max()
+        exp = np.exp(scaled - top)
+        others = (exp.sum() - exp) / max(len(self.levels) - 1, 1)
+        self.weights = list(np.log((1 - EXP3S_ALPHA) * exp + EXP3S_ALPHA * others) + top)
+
+    def passed(self) -> bool:
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "weights": [float(w) for w in self.weights], "rewards": self.rewards}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.level = int(state["level"])
+        self.weights = [float(w) for w in state["weights"]]
+        self.rewards = [float(r) for r in state["rewards"]]
+
+
+CURRICULA = {cls.name: cls for cls in (Curriculum, LevelsCurriculum, Exp3SCurriculum)}
+
+
+def build(name: str, task) -> Curriculum:
+    return CURRICULA[name](task)

@@ -1,0 +1,127 @@
+"""TrainSettings: every training choice in one validated, frozen dataclass, with each task's defaults.
+
+Each field carries its command-line help (and choices) in its metadata, so `ntm train --help` is
+generated from here. `TrainSettings.for_task(task, model, **overrides)` starts from the task's own
+defaults for that model (chosen by measured time to solve) and applies the overrides on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from ntm import tasks
+from ntm.config import DictConfig
+
+OPTIMIZERS = ("adam", "rmsprop")
+CURRICULA = ("none", "levels", "exp3s")
+
+
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True, **kwargs):
+    """A dataclass field whose metadata holds its command-line help, choices and whether it is a flag."""
+    metadata = {"help": help, "flag": flag}
+    if choices is not None:
+        metadata["choices"] = choices
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings(DictConfig):
+    """Every training choice. Model fields go in `model_options`, task difficulty in `task_options`."""
+
+    task: str = setting("copy", "the task to learn", flag=False)
+    model: str = setting("ntm", "the model to train", flag=False)
+    model_options: dict = setting({}, "model config fields", flag=False)
+    task_options: dict = setting({}, "task difficulty options", flag=False)
+    optimizer: str = setting("adam", "adam, or rmsprop with momentum (Graves)", OPTIMIZERS)
+    lr: float = setting(3e-3, "learning rate")
+    momentum: float = setting(0.9, "rmsprop momentum")
+    batch_size: int = setting(8, "sequences per step (per seed)")
+    grad_clip: float = setting(10.0, "global gradient-norm clip")
+    seed: int = setting(0, "random seed of parameters and data (seeds seed, seed+1, ... with --seeds)")
+    steps: int | None = setting(None, "train exactly this many steps (a budget; the run still stops when solved "
+                                      "if --until-solved)")
+    sequences: int | None = setting(None, "budget in training sequences instead of steps")
+    until_solved: bool = setting(True, "stop once the held-out check says solved")
+    max_steps: int = setting(20_000, "step cap when no --steps or --sequences budget is given")
+    curriculum: str = setting("none", "none; levels (easy to hard, moving on when the held-out check passes); "
+                                      "exp3s (a bandit picks each batch's difficulty by learning progress, "
+                                      "Graves et al. 2017)", CURRICULA)
+    eval_every: int = setting(100, "steps between held-out checks")
+    judge_sequences: int = setting(1000, "fresh held-out sequences that must pass before a run counts as solved")
+    screen_sequences: int = setting(100, "held-out sequences of the first chunk of each check; a check that "
+                                         "fails them stops there (cheap), only a pass goes on to all of them")
+    log_every: int = setting(10, "steps between rows of metrics.jsonl")
+    checkpoint_every: int = setting(1000, "steps between checkpoints")
+    keep: int = setting(3, "checkpoints kept")
+    nan_patience: int = setting(5, "non-finite steps in a row after which a seed restores its last checkpoint "
+                                   "and halves its learning rate")
+    max_restores: int = setting(5, "restores after which a seed that keeps producing non-finite values stops")
+    fault_rate: float = setting(0.0, "testing: the fraction of steps whose loss and gradients are made "
+                                     "non-finite on purpose")
+    remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
+
+    def __post_init__(self) -> None:
+        if self.task not in tasks.names():
+            raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(tasks.names())}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}; got {self.curriculum!r}")
+        for name in ("lr", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if isinstance(self.momentum, bool) or not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if isinstance(self.fault_rate, bool) or not (isinstance(self.fault_rate, (int, float))
+                                                     and 0 <= self.fault_rate < 1):
+            raise ValueError(f"fault_rate must be in [0, 1), got {self.fault_rate!r}")
+        self.check_positive_ints("batch_size", "max_steps", "eval_every", "judge_sequences", "screen_sequences",
+                                 "log_every", "checkpoint_every", "keep", "nan_patience")
+        self.check_positive_ints("seed", "max_restores", minimum=0)
+        if not isinstance(self.until_solved, bool) or not isinstance(self.remat, bool):
+            raise ValueError("until_solved and remat must be True or False")
+        for name in ("steps", "sequences"):
+            value = getattr(self, name)
+            if value is not None:
+                self.check_positive_ints(name)
+        if self.steps is not None and self.sequences is not None:
+            raise ValueError("give either steps or sequences as the budget, not both")
+        if self.screen_sequences > self.judge_sequences:
+            raise ValueError(f"screen_sequences ({self.screen_sequences}) must not exceed judge_sequences "
+                             f"({self.judge_sequences})")
+
+    @classmethod
+    def for_task(cls, task: str, model: str = "ntm", **overrides: Any) -> "TrainSettings":
+        """The task's defaults for this model, with `overrides` on top (model and task options merged)."""
+        if task not in tasks.names():
+            raise ValueError(f"unknown task {task!r}; choose from {', '.join(tasks.names())}")
+        values = tasks.get(task).training_defaults(model)
+        for name in ("model_options", "task_options"):
+            values[name] = {**values.get(name, {}), **(overrides.pop(name, None) or {})}
+        return cls.from_dict({**values, **overrides, "task": task, "model": model})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":
+        values = dict(values)
+        if isinstance(values.get("curriculum"), bool):  # runs written before curricula had names
+            values["curriculum"] = "levels" if values["curriculum"] else "none"
+        for retired in ("eval_batch_size",):
+            values.pop(retired, None)
+        return super().from_dict(values)
+
+    def budget_steps(self) -> int:
+        """The most steps this run may take (per seed)."""
+        if self.steps is not None:
+            return self.steps
+        if self.sequences is not None:
+            return math.ceil(self.sequences / self.batch_size)
+        return self.max_steps
+
+
+# Settings a resumed run may change: its budget, nothing that shapes the model or the data.
+BUDGET_FIELDS = ("steps", "sequences", "until_solved", "max_steps")

@@ -1,0 +1,111 @@
+"""The pure pieces of a training step, and the compiled step of K seeds at once.
+
+  grad_fn(params, batch, key) -> (grads, stats)            forward, loss, per-batch means, gradient
+  apply_fn(params, opt_state, grads, stats, key, active)   fault injection (testing), finiteness check,
+      -> (params, opt_state, stats)                        clip + optimizer update, applied only if finite
+  compile_step(grad_fn, apply_fn, seeds, batch_size)       jit(vmap over seeds) of the two, params and
+                                                           optimizer state donated
+Everything carries a leading seed axis K in the compiled step; one seed is K = 1. `ntm.training.parallel`
+builds the same step spread over several devices from the same two pieces.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from ntm import metrics
+from ntm.training.settings import TrainSettings
+
+
+def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
+    """Global-norm clipping, then Adam or RMSProp (momentum, Graves), with a learning rate held in the
+    state (`inject_hyperparams`) so the non-finite policy can lower it per seed."""
+
+    def build(learning_rate):
+        if settings.optimizer == "adam":
+            inner = optax.adam(learning_rate)
+        else:
+            inner = optax.rmsprop(learning_rate, decay=0.95, momentum=settings.momentum, centered=True)
+        return optax.chain(optax.clip_by_global_norm(settings.grad_clip), inner)
+
+    return optax.inject_hyperparams(build)(learning_rate=settings.lr)
+
+
+def set_learning_rate(opt_state, seed_index: int, lr: float):
+    """The stacked optimizer state with seed `seed_index`'s learning rate set to `lr`."""
+    rates = opt_state.hyperparams["learning_rate"]
+    opt_state.hyperparams["learning_rate"] = rates.at[seed_index].set(lr)
+    return opt_state
+
+
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def make_grad_fn(graphdef, remat: bool = False):
+    """(params, batch, key) -> (grads, stats): stats are batch means of loss, cost and bit errors."""
+
+    def loss_fn(params, batch, key):
+        model = nnx.merge(graphdef, params)
+        logits = model(batch.inputs, lengths=batch.lengths, rngs=key, remat=remat)
+        return metrics.loss(logits, batch.targets, batch.mask), logits
+
+    def grad_fn(params, batch, key):
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
+        stats = metrics.summarize(logits, batch.targets, batch.mask)
+        stats["loss"] = loss
+        return grads, stats
+
+    return grad_fn
+
+
+def make_apply_fn(tx: optax.GradientTransformation, fault_rate: float = 0.0):
+    """(params, opt_state, grads, stats, key, active) -> (params, opt_state, stats).
+
+    A step whose loss or gradient is not finite, or whose seed is not `active`, leaves params and
+    optimizer state exactly as they were; `stats["finite"]` says which. With `fault_rate` > 0 that
+    fraction of steps (drawn from `key`) has its loss and gradients replaced by NaN, to test this.
+    """
+
+    def apply_fn(params, opt_state, grads, stats, key, active):
+        if fault_rate > 0:
+            fault = jax.random.uniform(jax.random.fold_in(key, 0x5EED)) < fault_rate
+            grads = jax.tree.map(lambda g: jnp.where(fault, jnp.nan, g), grads)
+            stats = {**stats, "loss": jnp.where(fault, jnp.nan, stats["loss"])}
+        finite = jnp.isfinite(stats["loss"]) & all_finite(grads)
+        # Non-finite gradients are zeroed before the optimizer sees them, so no NaN reaches its
+        # state even transiently; the update is then discarded by the selection below.
+        safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+        updates, new_opt_state = tx.update(safe_grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        apply = finite & active
+        keep_unless_applied = lambda new, old: jnp.where(apply, new, old)
+        params = jax.tree.map(keep_unless_applied, new_params, params)
+        opt_state = jax.tree.map(keep_unless_applied, new_opt_state, opt_state)
+        stats = {**stats, "finite": finite, "grad_norm": optax.tree.norm(grads)}
+        return params, opt_state, stats
+
+    return apply_fn
+
+
+def seed_step(grad_fn, apply_fn):
+    """One seed's whole step from the two pieces."""
+
+    def step(params, opt_state, batch, key, active):
+        grads, stats = grad_fn(params, batch, key)
+        return apply_fn(params, opt_state, grads, stats, key, active)
+
+    return step
+
+
+def compile_step(grad_fn, apply_fn, *, seeds: int, batch_size: int, devices=None):
+    """The step of K seeds on one device: jit(vmap(step)), params and optimizer state donated.
+
+    (params[K..], opt_state[K..], batch [K,B,T,..], keys[K], active[K]) -> (params, opt_state, stats[K]).
+    `seeds`, `batch_size` and `devices` are part of the signature `ntm.training.parallel` shares.
+    """
+    del seeds, batch_size, devices
+    return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1))

@@ -1,0 +1,245 @@
+"""Tests of the `ntm` command line and of a run directory's reliability: one-line errors with exit
+status 2 (also for fuzzed command lines), one writer per run directory, a clear error with the last
+checkpoint intact when writing fails, and runs killed at random moments that resume as if never killed."""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from rich.console import Console
+
+from ntm import cli, rundir
+from ntm.evaluate import load_run
+from ntm.training import TrainSettings, train
+
+QUIET = Console(stderr=True, quiet=True)
+TINY_FLAGS = ["--max-length", "3", "--memory-slots", "16", "--memory-width", "8", "--controller-units", "32",
+              "--batch-size", "8", "--judge-sequences", "100"]
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ntm.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def tiny_settings(**changes):
+    values = dict(task="copy", task_options={"max_length": 3},
+                  model_options={"memory_slots": 16, "memory_width": 8, "controller_units": 32}, batch_size=8,
+                  steps=10, until_solved=False, log_every=5, checkpoint_every=10, judge_sequences=100)
+    values.update(changes)
+    return TrainSettings(**values)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["train", "sorting"], "invalid choice: 'sorting'"),
+        (["train", "copy", "--lr", "fast"], "--lr: invalid float value"),
+        (["train", "copy", "--lr", "-1"], "lr must be a positive number"),
+        (["train", "copy", "--max-length", "0"], "max_length must be an integer >= 1"),
+        (["train", "copy", "--min-items", "3"], "--min-items does not apply to task copy"),
+        (["train", "copy", "--model", "lstm", "--memory-slots", "8"], "--memory-slots does not apply to --model lstm"),
+        (["train", "copy", "--shift-range", "2"], "shift_range must be odd"),
+        (["train", "copy", "--curriculum", "sometimes"], "invalid choice: 'sometimes'"),
+        (["train", "copy", "--seeds", "0"], "--seeds must be >= 1"),
+        (["train"], "give a TASK"),
+        (["eval", "/nonexistent/run"], "does not exist"),
+        (["eval", "."], "not an ntm run directory"),
+    ],
+)
+def test_bad_command_lines_exit_2_with_one_line(args, expected, tmp_path):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert expected in result.stderr
+
+
+def test_every_flag_has_help_text_from_its_field():
+    help_text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "--judge-sequences" in help_text and "fresh held-out sequences that must pass" in help_text
+    assert "{none,levels,exp3s}" in help_text
+    assert "--input-size" not in help_text and "--model-options" not in help_text
+
+
+class Stop(Exception):
+    """Raised instead of training, so fuzzed command lines that are valid end at once."""
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.sampled_from(["train", "eval", "show", "compare", "report", "copy", "ngrams", "--lr", "--seeds", "--steps",
+                     "--model", "lstm", "dnc", "--max-length", "--resume", "--curriculum", "exp3s", "--memory-slots",
+                     "--eval-lengths", "--run-dir", "--no-until-solved", "--fault-rate", "--", "-h"]),
+    st.text(max_size=8), st.integers(-3, 40).map(str), st.floats(allow_nan=True).map(str)), max_size=7))
+def test_fuzzed_command_lines_never_print_a_traceback(monkeypatch, tmp_path, capsys, argv):
+    import ntm.training
+
+    def refuse(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(ntm.training, "train", refuse)
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = cli.main(argv)
+    except Stop:
+        return
+    except SystemExit as exit:  # --help and argparse's own exits
+        assert exit.code in (0, None, 2)
+        return
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert "Traceback" not in error and len(error.splitlines()) == 1, error
+
+
+def test_cli_train_and_eval_end_to_end(tmp_path):
+    run_dir = tmp_path / "cli"
+    result = run_cli("train", "copy", *TINY_FLAGS, "--steps", "20", "--run-dir", str(run_dir),
+                     "--eval-lengths", "2,4", "--eval-sequences", "100", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "not solved" in result.stdout and "run directory" in result.stdout
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert [row["length"] for row in saved["rows"]] == [2, 4] and saved["rows"][0]["sequences"] == 100
+    result = run_cli("eval", str(run_dir), "--lengths", "6", "--sequences", "200")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((run_dir / "eval.json").read_text())["rows"]
+    assert [(row["length"], row["sequences"]) for row in rows] == [(6, 200)]
+    result = run_cli("train", "copy", "--run-dir", str(run_dir), "--steps", "1")
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+
+
+def test_cli_trains_seeds_at_once_reports_each_and_resumes_them_as_a_group(tmp_path):
+    run_dir = tmp_path / "cli-seeds"
+    result = run_cli("train", "copy", "--seeds", "2", "--seed", "5", *TINY_FLAGS, "--steps", "10", "--run-dir",
+                     str(run_dir), "--eval-lengths", "2", "--eval-sequences", "100", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "2 seeds of ntm on copy" in result.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "seed-5", "seed-6", "seeds.json"]
+    result = run_cli("train", "--resume", str(run_dir), "--steps", "15", "--eval-lengths", "2", "--eval-sequences",
+                     "100", "--quiet")
+    assert result.returncode == 0, result.stderr
+    for seed in (5, 6):
+        assert load_run(run_dir / f"seed-{seed}").step == 15
+
+
+def test_corrupt_or_mismatched_run_directories_exit_2_and_keep_files(tmp_path):
+    run_dir = tmp_path / "run"
+    train(tiny_settings(), run_dir=run_dir, console=QUIET, progress=False)
+    config = json.loads((run_dir / "config.json").read_text())
+
+    bad_eval = run_cli("eval", str(run_dir), "--lengths", "3,x")
+    assert bad_eval.returncode == 2 and "positive integers" in bad_eval.stderr
+
+    mismatched = dict(config, settings=dict(config["settings"],
+                                            model_options={**config["settings"]["model_options"], "memory_width": 12}))
+    mismatched["model_config"] = dict(config["model_config"], memory_width=12)
+    (run_dir / "config.json").write_text(json.dumps(mismatched))
+    result = run_cli("eval", str(run_dir))
+    assert result.returncode == 2 and "could be restored" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("train", "--resume", str(run_dir), "--steps", "20")
+    assert result.returncode == 2 and "could be restored" in result.stderr
+    assert rundir.Checkpoints(run_dir).steps() == [0, 10]
+
+    (run_dir / "config.json").write_text("{not json")
+    result = run_cli("eval", str(run_dir))
+    assert result.returncode == 2 and "corrupt" in result.stderr
+    result = run_cli("train", "--resume", str(run_dir), "--memory-slots", "8")
+    assert result.returncode == 2 and "--resume continues the saved run" in result.stderr
+    assert (run_dir / "checkpoints" / "10").is_dir()
+
+
+def test_a_run_directory_in_use_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):
+    run_dir = tmp_path / "run"
+    train(tiny_settings(), run_dir=run_dir, console=QUIET, progress=False)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+                               str(run_dir / rundir.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = run_cli("train", "--resume", str(run_dir), "--steps", "12", "--quiet")
+        assert result.returncode == 2 and "in use by another ntm process" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    result = train(run_dir=run_dir, resume=True, budget={"steps": 12}, console=QUIET, progress=False)
+    assert result.step == 12
+
+
+def test_a_failed_checkpoint_write_is_a_clear_error_and_the_last_checkpoint_stays_intact(tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    run_dir = tmp_path / "full"
+    train(tiny_settings(steps=10), run_dir=run_dir, console=QUIET, progress=False)
+    original = ocp.CheckpointManager.save
+
+    def disk_full(self, step, *args, **kwargs):
+        if step > 10:
+            raise OSError(28, "No space left on device")
+        return original(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", disk_full)
+    with pytest.raises(rundir.RunDirectoryError, match="No space left on device; the last good checkpoint "
+                                                        r"\(step 10\) is intact"):
+        train(run_dir=run_dir, resume=True, budget={"steps": 20}, console=QUIET, progress=False)
+    monkeypatch.setattr(ocp.CheckpointManager, "save", original)
+    assert rundir.Checkpoints(run_dir).steps() == [0, 10]
+    assert load_run(run_dir).step == 10
+
+
+def test_an_unwritable_run_directory_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    result = run_cli("train", "copy", *TINY_FLAGS, "--steps", "2", "--run-dir", str(tmp_path / "file" / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "file" in result.stderr
+
+
+def kill_and_resume_until_done(run_dir, steps: int, kills: int, rng) -> int:
+    """Run `ntm train` to `steps`, SIGKILLing it `kills` times at random moments; returns kills made."""
+    command = ["train", "copy", *TINY_FLAGS, "--steps", str(steps), "--no-until-solved", "--checkpoint-every", "1",
+               "--log-every", "1", "--eval-every", "7", "--run-dir", str(run_dir), "--quiet", "--eval-lengths", "2",
+               "--eval-sequences", "100"]
+    made = 0
+    while True:
+        args = command if not (run_dir / "config.json").exists() else [
+            "train", "--resume", str(run_dir), "--quiet", "--eval-lengths", "2", "--eval-sequences", "100"]
+        process = subprocess.Popen([sys.executable, "-m", "ntm.cli", *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        if made < kills:
+            time.sleep(rng.uniform(2.0, 9.0))  # start-up, compile, training and checkpoint writes alike
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                made += 1
+                continue
+        _, error = process.communicate(timeout=300)
+        assert process.returncode == 0, error
+        return made
+
+
+def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_path):
+    rng = np.random.default_rng(int(os.environ.get("NTM_KILL_SEED", "0")))
+    made = kill_and_resume_until_done(tmp_path / "killed", 60, 4, rng)
+    assert made >= 2
+    straight = tmp_path / "straight"
+    train(tiny_settings(steps=60, checkpoint_every=1, log_every=1, eval_every=7), run_dir=straight, console=QUIET,
+          progress=False)
+    rows = rundir.read_metrics(tmp_path / "killed")
+    steps = [row["step"] for row in rows if "event" not in row]
+    assert steps == list(range(1, 61))  # parseable, every step once
+    straight_rows = [row for row in rundir.read_metrics(straight) if "event" not in row]
+    np.testing.assert_allclose([r["cost"] for r in rows if "event" not in r], [r["cost"] for r in straight_rows],
+                               rtol=1e-4)
+    killed_params, straight_params = load_run(tmp_path / "killed").model, load_run(straight).model
+    from flax import nnx
+    for a, b in zip(jax.tree.leaves(nnx.state(killed_params, nnx.Param)),
+                    jax.tree.leaves(nnx.state(straight_params, nnx.Param))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,239 @@
+"""Tests of training: it learns, judges on enough sequences, resumes exactly (single runs and groups of
+seeds), K seeds together equal each seed alone, and the non-finite policy keeps every NaN out."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from rich.console import Console
+
+from ntm import rundir, tasks
+from ntm.evaluate import evaluate_run, load_run, verdict_text
+from ntm.training import TrainSettings, train
+from ntm.training import curriculum as curricula
+from ntm.training.judge import Judge, interval95
+from ntm.training.loop import build_model
+from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, seed_step
+
+QUIET = Console(stderr=True, quiet=True)
+TINY_NTM = {"memory_slots": 16, "memory_width": 8, "controller_units": 32}
+
+
+def tiny_settings(**changes):
+    values = dict(task="copy", task_options={"max_length": 3}, model_options=TINY_NTM, batch_size=8,
+                  steps=20, until_solved=False, log_every=5, checkpoint_every=10, judge_sequences=200,
+                  screen_sequences=100)
+    values.update(changes)
+    return TrainSettings(**values)
+
+
+def params_of(run_dir):
+    return nnx.state(load_run(run_dir).model, nnx.Param)
+
+
+def assert_same_params(a_dir, b_dir, **tolerance):
+    for a, b in zip(jax.tree.leaves(params_of(a_dir)), jax.tree.leaves(params_of(b_dir))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **(tolerance or {"rtol": 1e-5, "atol": 1e-6}))
+
+
+def training_rows(run_dir):
+    return [row for row in rundir.read_metrics(run_dir) if "event" not in row]
+
+
+def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequences(tmp_path):
+    settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=3000, eval_every=50,
+                                      checkpoint_every=100000)
+    result = train(settings, run_dir=tmp_path / "run", console=QUIET, progress=False)
+    assert result.solved, f"not solved after {result.step} steps: {result.last}"
+    assert result.compiles == 1  # lengths 1-5 are padded to one shape: never recompiled
+    checks = [row for row in rundir.read_metrics(tmp_path / "run") if row.get("event") == "held_out"]
+    assert checks[-1]["solved"] and checks[-1]["sequences"] == 1000 and checks[-1]["bit_errors"] < 0.01
+    # Failing checks stop after the screen: 100 sequences, so the stop rule costs little while learning.
+    assert {row["sequences"] for row in checks[:-1] if not row["solved"]} <= {100, 1000}
+    _, rows = evaluate_run(tmp_path / "run", [5], sequences=1000)
+    assert rows[0]["sequences"] == 1000 and rows[0]["bit_errors"] < 0.05
+
+
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
+    train(tiny_settings(steps=30, eval_every=10), run_dir=tmp_path / "straight", console=QUIET, progress=False)
+    train(tiny_settings(steps=20, eval_every=10), run_dir=tmp_path / "split", console=QUIET, progress=False)
+    result = train(run_dir=tmp_path / "split", resume=True, budget={"steps": 30}, console=QUIET, progress=False)
+    assert result.step == 30 and result.sequences == 240
+    assert_same_params(tmp_path / "straight", tmp_path / "split")
+    rows = lambda d: [(r["step"], round(r["cost"], 4)) for r in training_rows(d)]
+    assert rows(tmp_path / "straight") == rows(tmp_path / "split")
+    held = lambda d: [(r["step"], round(r["cost"], 3)) for r in rundir.read_metrics(d) if r.get("event") == "held_out"]
+    assert held(tmp_path / "straight") == held(tmp_path / "split")
+
+
+def test_seeds_trained_together_equal_the_same_seeds_trained_alone_and_resume_as_a_group(tmp_path):
+    group = train(tiny_settings(seed=3, steps=15), run_dir=tmp_path / "group", seeds=2, console=QUIET, progress=False)
+    assert [r.seed for r in group.seeds] == [3, 4]
+    assert sorted(p.name for p in (tmp_path / "group").iterdir()) == [".lock", "seed-3", "seed-4", "seeds.json"]
+    for seed in (3, 4):
+        alone = train(tiny_settings(seed=seed, steps=15), run_dir=tmp_path / f"alone-{seed}", console=QUIET,
+                      progress=False)
+        assert_same_params(tmp_path / "group" / f"seed-{seed}", alone.run_dir, rtol=2e-4, atol=2e-5)
+        together, by_itself = training_rows(tmp_path / "group" / f"seed-{seed}"), training_rows(alone.run_dir)
+        assert [r["step"] for r in together] == [r["step"] for r in by_itself] == [5, 10, 15]
+        np.testing.assert_allclose([r["cost"] for r in together], [r["cost"] for r in by_itself], rtol=1e-3)
+    resumed = train(run_dir=tmp_path / "group", resume=True, budget={"steps": 20}, console=QUIET, progress=False)
+    assert [(r.seed, r.step) for r in resumed.seeds] == [(3, 20), (4, 20)]
+    straight = train(tiny_settings(seed=4, steps=20), run_dir=tmp_path / "straight-4", console=QUIET, progress=False)
+    assert_same_params(tmp_path / "group" / "seed-4", straight.run_dir, rtol=2e-4, atol=2e-5)
+    assert json.loads((tmp_path / "group" / "seeds.json").read_text())["seeds"] == [3, 4]
+
+
+def test_a_non_finite_step_changes_nothing():
+    task = tasks.get("copy", max_length=3)
+    settings = tiny_settings()
+    model, _ = build_model(settings, task)
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = make_optimizer(settings)
+    step = jax.jit(seed_step(make_grad_fn(graphdef), make_apply_fn(tx)))
+    opt_state = tx.init(params)
+    batch = task.sample(np.random.default_rng(0), 4)
+    poisoned = batch._replace(inputs=batch.inputs.copy())
+    poisoned.inputs[0, 0, 0] = np.nan
+    new_params, new_opt_state, stats = step(params, opt_state, poisoned, jax.random.key(0), True)
+    assert not bool(stats["finite"])
+    for before, after in zip(jax.tree.leaves((params, opt_state)), jax.tree.leaves((new_params, new_opt_state))):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+    new_params, _, stats = step(params, opt_state, batch, jax.random.key(0), True)
+    assert bool(stats["finite"])
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(new_params)))
+
+
+def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_learning_rate(tmp_path, monkeypatch):
+    """Seed 1 of two gets eight poisoned batches in a row; seed 0 trains on untouched."""
+    task_class = type(tasks.get("copy"))
+    original = task_class.sample
+    calls = {"n": 0}
+
+    def sample_with_poison(self, rng, batch_size, **kw):
+        batch = original(self, rng, batch_size, **kw)
+        if batch_size == 8:
+            calls["n"] += 1
+            step, seed = divmod(calls["n"] - 1, 2)  # two seeds sample in turn each step
+            if seed == 1 and 12 <= step + 1 < 20:
+                batch.inputs[:] = np.nan
+        return batch
+
+    settings = tiny_settings(steps=30, nan_patience=5, log_every=1, eval_every=1000)
+    monkeypatch.setattr(task_class, "sample", sample_with_poison)
+    result = train(settings, run_dir=tmp_path / "nan", seeds=2, console=QUIET, progress=False)
+    poisoned, clean = tmp_path / "nan" / "seed-1", tmp_path / "nan" / "seed-0"
+    events = [r for r in rundir.read_metrics(poisoned) if r.get("event") == "nan_restore"]
+    assert len(events) == 1 and events[0]["step"] == 16 and events[0]["restored_step"] == 10
+    assert events[0]["lr"] == pytest.approx(settings.lr / 2)
+    assert not [r for r in rundir.read_metrics(clean) if r.get("event") in ("nan_restore", "non_finite")]
+    assert [r.step for r in result.seeds] == [30, 30]
+    checkpoint = rundir.Checkpoints(poisoned)
+    _, _, opt_state, progress = checkpoint.restore(nnx.to_pure_dict(params_of(poisoned)),
+                                                   make_optimizer(settings).init(params_of(poisoned)))
+    checkpoint.close()
+    assert progress["lr"] == pytest.approx(settings.lr / 2) and progress["skipped"] == 8
+    assert float(opt_state.hyperparams["learning_rate"]) == pytest.approx(settings.lr / 2)
+    for leaf in jax.tree.leaves(params_of(poisoned)):
+        assert np.isfinite(np.asarray(leaf)).all()
+
+
+def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path):
+    settings = tiny_settings(steps=120, fault_rate=0.1, nan_patience=3, log_every=1, eval_every=1000,
+                             checkpoint_every=20)
+    result = train(settings, run_dir=tmp_path / "faults", console=QUIET, progress=False)
+    rows = rundir.read_metrics(tmp_path / "faults")
+    faults = [r for r in rows if r.get("event") == "non_finite"]
+    assert 4 <= len(faults) <= 30  # about 12 expected
+    assert result.step == 120 and len({r["step"] for r in faults}) == len(faults)
+    fault_steps = {r["step"] for r in faults}
+    assert all(np.isfinite(r["cost"]) for r in rows if "event" not in r and r["step"] not in fault_steps)
+    for leaf in jax.tree.leaves(params_of(tmp_path / "faults")):
+        assert np.isfinite(np.asarray(leaf)).all()
+
+
+def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path):
+    settings = tiny_settings(steps=200, fault_rate=0.99, nan_patience=2, max_restores=2, eval_every=1000)
+    with pytest.raises(FloatingPointError, match="after 2 restores"):
+        train(settings, run_dir=tmp_path / "bad", console=QUIET, progress=False)
+    events = [r["event"] for r in rundir.read_metrics(tmp_path / "bad") if "event" in r and r["event"] != "non_finite"]
+    assert events == ["nan_restore", "nan_restore", "diverged"]
+
+
+def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path):
+    settings = tiny_settings(task_options={"max_length": 4}, curriculum="levels", until_solved=True, steps=1500,
+                             eval_every=25, checkpoint_every=100000, batch_size=16)
+    result = train(settings, run_dir=tmp_path / "cur", console=QUIET, progress=False)
+    levels = [r for r in rundir.read_metrics(tmp_path / "cur") if r.get("event") == "level"]
+    assert [r["level"] for r in levels] == list(range(1, len(levels) + 1))
+    assert levels and levels[0]["difficulty"]["max_length"] == 2
+    assert result.compiles == 1  # every level is padded to the longest: one compile
+    held = [r for r in rundir.read_metrics(tmp_path / "cur") if r.get("event") == "held_out"]
+    assert all(r["sequences"] in (100, 200) for r in held)
+
+
+def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
+    task = tasks.get("repeat_copy")
+    plan = curricula.build("exp3s", task)
+    assert plan.judged_level == len(plan.levels) - 1 > 0
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        level = plan.choose(rng)
+        plan.observe(level, {"grad_norm": 10.0 if level == 1 else 1.0, "finite": True})
+    policy = plan.policy()
+    assert policy.argmax() == 1 and policy.min() >= curricula.EXP3S_EPSILON / len(plan.levels) - 1e-12
+    again = curricula.build("exp3s", task)
+    again.load_state_dict(json.loads(json.dumps(plan.state_dict())))
+    np.testing.assert_allclose(again.policy(), policy)
+
+
+def test_the_stop_rule_screens_then_judges_the_full_count():
+    task = tasks.get("copy", max_length=3)
+    model, _ = build_model(tiny_settings(), task)
+    graphdef, params = nnx.split(model, nnx.Param)
+    stacked = jax.tree.map(lambda leaf: np.stack([leaf, leaf]), params)
+    judge = Judge(task, graphdef, chunk=50, pad_to=task.max_steps())
+    verdicts = judge.check(stacked, task.hardest(), 300, check_id=7, judged=[True, False])
+    assert verdicts[1] is None
+    assert verdicts[0].sequences == 50 and not verdicts[0].solved  # untrained: fails the screen
+    low, high = verdicts[0].intervals["bit_errors"]
+    assert low < verdicts[0].means["bit_errors"] < high
+    same = judge.check(stacked, task.hardest(), 300, check_id=7, judged=[True, True])
+    assert same[0].means == verdicts[0].means == same[1].means  # the same fresh sequences for one check
+
+
+def test_interval_of_the_mean_covers_the_true_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    covered = [low < 0.5 < high for low, high in (interval95(rng.poisson(0.5, 1000)) for _ in range(400))]
+    assert 0.92 <= np.mean(covered) <= 0.98
+    small, large = interval95(rng.poisson(0.5, 100)), interval95(rng.poisson(0.5, 10000))
+    assert (large[1] - large[0]) < (small[1] - small[0]) / 5
+
+
+def test_summary_never_says_solved_above_a_table_that_fails_inside_the_training_range():
+    task = tasks.get("copy")
+    rows = [{"length": 10, "solved": False}, {"length": 20, "solved": True}, {"length": 50, "solved": False}]
+    solved, text = verdict_text(True, rows, task)
+    assert not solved and "length 10" in text and "50" not in text
+    assert verdict_text(True, rows[1:], task) == (True, "solved")
+    assert verdict_text(False, rows[1:2], task)[0] is False
+
+
+def test_each_task_has_defaults_that_train_settings_use():
+    for name in tasks.names():
+        settings = TrainSettings.for_task(name)
+        defaults = tasks.get(name).training_defaults("ntm")
+        for field, value in defaults.items():
+            assert getattr(settings, field) == value, (name, field)
+    overridden = TrainSettings.for_task("copy", lr=1e-4, model_options={"read_heads": 2})
+    assert overridden.lr == 1e-4 and overridden.model_options["read_heads"] == 2
+
+
+def test_lstm_baseline_trains_through_the_same_loop(tmp_path):
+    settings = tiny_settings(model="lstm", model_options={"layers": 1, "units": 64}, steps=150, log_every=10,
+                             batch_size=16, lr=3e-3, eval_every=1000)
+    train(settings, run_dir=tmp_path / "lstm", console=QUIET, progress=False)
+    costs = [r["cost"] for r in training_rows(tmp_path / "lstm")]
+    assert np.mean(costs[-3:]) < 0.7 * np.mean(costs[:2])
