@@ -123,9 +123,11 @@ def build_parser():
                           help="fresh sequences per test value (default 1000)")
     evaluate.set_defaults(handler=run_eval)
 
+    from ntm import reproduce
     from ntm.plots import add_commands as add_picture_commands
 
     add_picture_commands(commands)
+    reproduce.add_commands(commands)
     return parser
 
 
@@ -194,7 +196,7 @@ def run_train(args, console: Console) -> int:
                                            ("--run-dir", args.run_dir), ("--seeds", args.seeds != 1)) if given]
         if fixed:
             raise UsageError(f"ntm train: --resume continues the saved run as it was configured; remove "
-                             f"{', '.join(fixed)} (only --steps, --sequences, --max-steps, --until-solved may change)")
+                             f"{', '.join(fixed)} (only --steps, --sequences, --max-steps, --minutes, --until-solved may change)")
         result = train(run_dir=Path(args.resume), resume=True, budget=values, console=console,
                        progress=not args.quiet)
     else:

@@ -228,7 +228,9 @@ def train(
 
     def is_active(k: int) -> bool:
         p = state.progress[k]
-        return p.step < budget_steps and not p.diverged and not (p.solved and settings.until_solved)
+        out_of_time = settings.minutes is not None and p.wall_time >= 60 * settings.minutes
+        return (p.step < budget_steps and not out_of_time and not p.diverged
+                and not (p.solved and settings.until_solved))
 
     progress_bar = make_progress(console, progress)
     try:
@@ -402,7 +404,10 @@ def held_out_event(state: TrainState, k: int, verdict: Verdict, plan, log: Metri
     row = {"step": p.step, "event": "held_out", "sequences": p.sequences, "level": plan.judged_level,
            "time": p.wall_time, **verdict.row()}
     log.write(row, prefix="held_out")
-    if verdict.solved and not p.solved and verdict.sequences >= settings.judge_sequences:
+    passed = verdict.solved and verdict.sequences >= settings.judge_sequences
+    p.passes_in_a_row = p.passes_in_a_row + 1 if passed else 0
+    if p.passes_in_a_row >= settings.judge_passes and not p.solved:
+        p.passes_in_a_row = 0
         if not plan.passed():
             log.write({"step": p.step, "event": "level", "level": plan.level, "sequences": p.sequences,
                        "difficulty": plan.levels[plan.level]})

@@ -45,6 +45,7 @@ class TrainSettings(DictConfig):
     steps: int | None = setting(None, "train exactly this many steps (a budget; the run still stops when solved "
                                       "if --until-solved)")
     sequences: int | None = setting(None, "budget in training sequences instead of steps")
+    minutes: float | None = setting(None, "stop after this many minutes of training (a wall-time budget)")
     until_solved: bool = setting(True, "stop once the held-out check says solved")
     max_steps: int = setting(20_000, "step cap when no --steps or --sequences budget is given")
     curriculum: str = setting("none", "none; levels (easy to hard, moving on when the held-out check passes); "
@@ -52,6 +53,8 @@ class TrainSettings(DictConfig):
                                       "Graves et al. 2017)", CURRICULA)
     eval_every: int = setting(100, "steps between held-out checks")
     judge_sequences: int = setting(1000, "fresh held-out sequences that must pass before a run counts as solved")
+    judge_passes: int = setting(2, "held-out checks in a row, each on fresh sequences, that must pass before a run "
+                                   "(or a curriculum level) counts as solved")
     screen_sequences: int = setting(100, "held-out sequences of the first chunk of each check; a check that "
                                          "fails them stops there (cheap), only a pass goes on to all of them")
     log_every: int = setting(10, "steps between rows of metrics.jsonl")
@@ -80,11 +83,15 @@ class TrainSettings(DictConfig):
         if isinstance(self.fault_rate, bool) or not (isinstance(self.fault_rate, (int, float))
                                                      and 0 <= self.fault_rate < 1):
             raise ValueError(f"fault_rate must be in [0, 1), got {self.fault_rate!r}")
-        self.check_positive_ints("batch_size", "max_steps", "eval_every", "judge_sequences", "screen_sequences",
+        self.check_positive_ints("batch_size", "max_steps", "eval_every", "judge_sequences", "judge_passes",
+                                 "screen_sequences",
                                  "log_every", "checkpoint_every", "keep", "nan_patience")
         self.check_positive_ints("seed", "max_restores", minimum=0)
         if not isinstance(self.until_solved, bool) or not isinstance(self.remat, bool):
             raise ValueError("until_solved and remat must be True or False")
+        if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
+                                         or not 0 < self.minutes < math.inf):
+            raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
         for name in ("steps", "sequences"):
             value = getattr(self, name)
             if value is not None:
@@ -124,4 +131,4 @@ class TrainSettings(DictConfig):
 
 
 # Settings a resumed run may change: its budget, nothing that shapes the model or the data.
-BUDGET_FIELDS = ("steps", "sequences", "until_solved", "max_steps")
+BUDGET_FIELDS = ("steps", "sequences", "until_solved", "max_steps", "minutes")

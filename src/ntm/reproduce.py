@@ -1,0 +1,184 @@
+"""`ntm reproduce`: the paper's five tasks with the NTM, its LSTM baseline and the DNC, in one command.
+
+Every (task, model) pair trains on the task's defaults for that model within the same wall-time
+budget per run (`--minutes`), K seeds side by side, into `OUT/TASK-MODEL/`. The best seed is then
+judged on 1,000 fresh sequences per test value. A pair that finished is recorded in `OUT/results.json`
+and skipped when the command runs again, and a pair cut off mid-run resumes from its checkpoints,
+so a killed reproduction goes on where it stopped. The results page (`--page`, default
+docs/results.md) puts our figures beside the paper's, with a learning-curve figure per task and
+generalisation pictures for copy and repeat copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ntm import tasks
+from ntm.rundir import CONFIG_FILE, GROUP_FILE, read_json, read_metrics, write_json_atomically
+
+RESULTS_FILE = "results.json"
+MODELS = ("ntm", "lstm", "dnc")
+# What the paper reports, read off its figures (Graves et al. 2014; ../shared/reference/results.md).
+PAPER = {
+    "copy": ("~0 bits/seq within ~200,000 sequences; nearly perfect to length 50",
+             "above ~2 bits/seq at 1,000,000 sequences"),
+    "repeat_copy": ("~0 by ~100,000 sequences; end marker wrong beyond 11 repeats", "~0 by ~300,000 sequences"),
+    "associative_recall": ("~0 within ~30,000 (FF) to ~100,000 (LSTM) episodes; <1 bit at 15 items",
+                           "not at 0 after 1,000,000 episodes"),
+    "ngrams": ("~133-134 bits/seq (optimal ~131-132)", "~137 bits/seq"),
+    "priority_sort": ("far below LSTM", "~50 bits/seq at 1,000,000 sequences"),
+}
+# Test values of the generalisation pictures, like the paper's Figures 4 and 8.
+PICTURE_VALUES = {"copy": (10, 20, 30, 50), "repeat_copy": (10, 20)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    out: Path
+    page: Path
+    tasks: tuple[str, ...] = tuple(tasks.names())
+    models: tuple[str, ...] = MODELS
+    minutes: float = 4.0
+    seeds: int = 1
+    eval_sequences: int = 1000
+
+    def __post_init__(self):
+        for name in self.tasks:
+            if name not in tasks.names():
+                raise ValueError(f"unknown task {name!r}; choose from {', '.join(tasks.names())}")
+        for name in self.models:
+            if name not in MODELS:
+                raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        if not self.minutes > 0 or self.seeds < 1 or self.eval_sequences < 1:
+            raise ValueError("--minutes, --seeds and --eval-sequences must be positive")
+
+
+def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
+    """Train (or resume) one (task, model) pair, evaluate its best seed; the record of results.json."""
+    from ntm.evaluate import evaluate_run, verdict_text
+    from ntm.training import TrainSettings, train
+
+    run_dir = plan.out / f"{task}-{model}"
+    started = (run_dir / CONFIG_FILE).exists() or (run_dir / GROUP_FILE).exists()
+    if started:
+        result = train(run_dir=run_dir, resume=True, console=console, progress=False)
+    else:
+        settings = TrainSettings.for_task(task, model, minutes=plan.minutes, max_steps=10**9)
+        result = train(settings, run_dir=run_dir, seeds=plan.seeds, console=console, progress=False)
+    best = min(result.seeds, key=lambda r: (not r.solved, r.solved_time or 0.0, r.last.get("cost", float("inf"))))
+    run, rows = evaluate_run(best.run_dir, None, plan.eval_sequences)
+    solved, verdict = verdict_text(best.solved, rows, run.task)
+    solve_times = [r.solved_time for r in result.seeds if r.solved]
+    return {
+        "task": task, "model": model, "run_dir": str(best.run_dir), "seeds": len(result.seeds),
+        "passed": len(solve_times), "solved": solved, "verdict": verdict,
+        "median_solve_seconds": statistics.median(solve_times) if solve_times else None,
+        "worst_solve_seconds": max(solve_times) if solve_times else None,
+        "solved_sequences": best.solved_sequences, "sequences": best.sequences, "seconds": best.wall_time,
+        "parameters": read_json(best.run_dir / CONFIG_FILE).get("parameters"),
+        "key": run.task.generalisation_key, "rows": rows, "settings": result.settings.to_dict(),
+    }
+
+
+def reproduce(plan: Plan, console: Console | None = None) -> Path:
+    """Run every pair of the plan not yet recorded, then write the results page; returns its path."""
+    console = console or Console(stderr=True)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    record_path = plan.out / RESULTS_FILE
+    records = read_json(record_path) if record_path.is_file() else {}
+    for task in plan.tasks:
+        for model in plan.models:
+            key = f"{task}-{model}"
+            if key in records:
+                continue
+            console.print(f"[bold]{key}[/]: training up to {plan.minutes:g} min x {plan.seeds} seed(s)")
+            records[key] = run_pair(plan, task, model, console)
+            write_json_atomically(record_path, records)
+            console.print(f"{key}: {records[key]['verdict']}")
+    return write_page(plan, records)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def row_text(row: dict, key: str) -> str:
+    figure = f"{row['bit_errors']:.2f} err"
+    if "excess_cost" in row:
+        figure = f"{row['cost']:.1f} bits ({row['excess_cost']:+.1f} vs optimal)"
+    return f"{key} {row[key]}: {figure}"
+
+
+def write_page(plan: Plan, records: dict[str, dict]) -> Path:
+    """The results page: a table per task (ours beside the paper's), curves and pictures."""
+    from ntm.plots import figures
+    from ntm.plots.runs import show_run
+
+    page_dir = plan.page.parent
+    image_dir = page_dir / "results"
+    lines = ["# The paper's five tasks, reproduced", "",
+             f"Generated by `ntm reproduce --minutes {plan.minutes:g} --seeds {plan.seeds}` on this project's "
+             f"2-core CPU: every model trains on the task's own defaults for at most {plan.minutes:g} minutes per "
+             f"run; the best seed is then judged on {plan.eval_sequences:,} fresh sequences per test value "
+             "(mean per sequence; `*` marks values outside the training range). \"Solved\" means the held-out "
+             "check passed twice in a row on 1,000 fresh sequences each and no row of the table inside the "
+             "training range fails.", ""]
+    for task in plan.tasks:
+        present = [records[f"{task}-{m}"] for m in plan.models if f"{task}-{m}" in records]
+        if not present:
+            continue
+        task_object = tasks.get(task)
+        lines += [f"## {task}", "", f"Solved: {task_object.solve_description}. Why: {task_object.solve_reason}.", "",
+                  "| model | parameters | seeds passed | time to solve (median / worst) | sequences to solve | "
+                  "result | generalisation | paper |", "|---|---|---|---|---|---|---|---|"]
+        for record in present:
+            paper = PAPER[task][0 if record["model"] == "ntm" else 1] if record["model"] != "dnc" else "-"
+            generalisation = "; ".join(row_text(row, record["key"]) + ("" if row["in_training_range"] else "*")
+                                       for row in record["rows"])
+            parameters = f"{record['parameters']:,}" if record["parameters"] else "-"
+            lines.append(
+                f"| {record['model']} | {parameters} | {record['passed']}/{record['seeds']} | "
+                f"{format_seconds(record['median_solve_seconds'])} / {format_seconds(record['worst_solve_seconds'])} | "
+                f"{record['solved_sequences'] or '-'} | {record['verdict']} | {generalisation} | {paper} |")
+        curves = {record["model"]: read_metrics(Path(record["run_dir"])) for record in present}
+        curve_path = figures.plot_learning_curves(curves, image_dir / f"{task}-learning.png",
+                                                  f"{task}: NTM against its baselines (best seed of each)")
+        lines += ["", f"![{task} learning curves](results/{curve_path.name})", ""]
+        for record in present:
+            for value in PICTURE_VALUES.get(task, ()) if record["model"] in ("ntm", "lstm") else ():
+                shown = show_run(Path(record["run_dir"]), value, out=image_dir / f"{task}-{record['model']}-{value}.png")
+                lines += [f"{record['model']}, {task_object.generalisation_key} {value}: {shown.bit_errors} bit errors "
+                          f"of {shown.scored_bits}", "", f"![{task} {record['model']} {value}](results/{shown.path.name})",
+                          ""]
+    plan.page.parent.mkdir(parents=True, exist_ok=True)
+    plan.page.write_text("\n".join(lines) + "\n")
+    return plan.page
+
+
+def add_commands(commands) -> None:
+    """Register `ntm reproduce` on the `ntm` subparsers object."""
+    command = commands.add_parser("reproduce", help="train the paper's five tasks with the NTM, LSTM and DNC and "
+                                                    "write the results page (resumable)")
+    command.add_argument("--out", default="reproduce", help="where the runs go (default ./reproduce)")
+    command.add_argument("--page", default="docs/results.md", help="the results page (default docs/results.md)")
+    command.add_argument("--tasks", default=",".join(tasks.names()), help="comma-separated tasks (default all)")
+    command.add_argument("--models", default=",".join(MODELS), help="comma-separated models (default ntm,lstm,dnc)")
+    command.add_argument("--minutes", type=float, default=4.0, help="training budget per run (default 4)")
+    command.add_argument("--seeds", type=int, default=1, help="seeds per run, trained side by side (default 1)")
+    command.add_argument("--eval-sequences", type=int, default=1000, help="fresh sequences per test value")
+    command.set_defaults(handler=run_command)
+
+
+def run_command(args, console: Console) -> int:
+    plan = Plan(Path(args.out), Path(args.page), tuple(t for t in args.tasks.split(",") if t),
+                tuple(m for m in args.models.split(",") if m), args.minutes, args.seeds, args.eval_sequences)
+    page = reproduce(plan, console)
+    Console().print(f"results page: {page}")
+    return 0
