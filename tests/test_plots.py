@@ -211,10 +211,10 @@ def test_show_draws_the_trace_of_the_trained_model(trained_run, tmp_path, capsys
     (["show", "{empty}"], "is not an ntm run directory"),
     (["show", "{run}", "--length", "0"], "length must be an integer >= 1"),
     (["show", "{run}", "--length", "5000"], "ntm show draws at most"),
-    (["show", "{run}", "--out", "{tmp}/figure.jpg"], "must name a .png file"),
+    (["show", "{run}", "--out", "{tmp}/figure.jpg"], "must be a .png file"),
     (["show", "{run}", "--length", "two"], "invalid int value"),
     (["compare", "{run}", "{missing}"], "does not exist"),
-    (["compare", "{run}", "{run}", "--labels", "a"], "needs 2 distinct labels"),
+    (["compare", "{run}", "{run}", "--labels", "a"], "need 2 distinct labels"),
     (["report", "{empty}"], "is not an ntm run directory"),
 ])
 def test_bad_run_directories_and_lengths_give_one_line_errors(trained_run, tmp_path, capsys, arguments, message):

@@ -124,7 +124,7 @@ def show_run(run: LoadedRun | Path | str, length: int | None = None, seed: int =
     The default `out` is `RUN_DIR/show-<key><value>.png`.
     """
     if out is not None and Path(out).suffix.lower() != ".png":
-        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+        raise ValueError(f"the picture must be a .png file, got {str(out)!r}")
     if not isinstance(run, LoadedRun):
         run = load_run(run)
     sample = trace_sample(run, length, seed)
@@ -213,12 +213,12 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
     if not run_dirs:
         raise ValueError("ntm compare needs at least one run directory")
     if Path(out).suffix.lower() != ".png":
-        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+        raise ValueError(f"the picture must be a .png file, got {str(out)!r}")
     configs = [read_run_config(path) for path in run_dirs]
     if labels is None:
         labels = run_labels(run_dirs, configs)
     elif len(labels) != len(run_dirs) or len(set(labels)) != len(labels):
-        raise ValueError(f"--labels needs {len(run_dirs)} distinct labels, one per run, got {len(labels)}")
+        raise ValueError(f"labels: need {len(run_dirs)} distinct labels, one per run, got {len(labels)}")
     notes, runs, evals = [], {}, {}
     for label, path in zip(labels, run_dirs):
         rows = read_metrics(path)
