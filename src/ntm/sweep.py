@@ -191,10 +191,6 @@ class Search:
             return (tune.lograndint if self.kind == "loguniform" else tune.randint)(low, high + 1)
         return (tune.loguniform if self.kind == "loguniform" else tune.uniform)(low, high)
 
-    def candidates(self) -> tuple:
-        """The values to check before any trial starts: every value, or both ends of a range."""
-        return self.values
-
     @property
     def name(self) -> str:
         return self.flag.option[2:]
@@ -281,7 +277,7 @@ def check_space(task: str, fixed: list[str], searches: list[Search], flags: dict
     than in every trial. Ranges are checked at both ends.
     """
     largest = 0
-    combinations = itertools.product(*(search.candidates() for search in searches))
+    combinations = itertools.product(*(search.values for search in searches))  # ranges: both ends
     for values in itertools.islice(combinations, 4096):
         config = {search.flag.dest: value for search, value in zip(searches, values)}
         try:
@@ -440,11 +436,13 @@ def collect(results, searches: list[Search], sweep_dir: Path) -> list[dict[str, 
 
 
 def rank_key(row: dict[str, Any]):
-    """Solved trials first, fastest to solve first; then the rest by final held-out cost."""
+    """Solved trials first, fastest to solve first; then the other trials that ended, by final held-out
+    cost; then trials an interruption left unfinished; failed trials last."""
     if row["solved"]:
         return (0, row["time_to_solve_s"], row["trial"])
+    group = {"unfinished": 2, "error": 3}.get(row["status"], 1)
     cost = row["cost"]
-    return (1, cost if math.isfinite(cost) else math.inf, row["trial"])
+    return (group, cost if math.isfinite(cost) else math.inf, row["trial"])
 
 
 def csv_columns(searches: list[Search]) -> list[str]:
@@ -636,6 +634,12 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
         parse_values(args.eval_lengths)
     fixed = fixed_argv(args, flags)
     searches = parse_searches(args.search, flags, args)
+    if args.scheduler == "asha" and args.checkpoint_every is None and "checkpoint_every" not in {
+            s.flag.dest for s in searches}:
+        # Ray ends a trial that ASHA stops within moments of the held-out check, too soon for the run to save:
+        # a checkpoint at every check leaves the run directory the parameters of its last check but one.
+        eval_every = settings_from_argv([args.task, *fixed]).eval_every
+        fixed += flags["checkpoint_every"].argv(eval_every)
     largest = check_space(args.task, fixed, searches, flags)
     samples = args.samples or 1
     return {
@@ -725,6 +729,15 @@ def progress_lines():
 
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
     """`ntm sweep`: check everything, run the trials on Ray Tune, write results.csv and sweep.png, print the table."""
+    try:
+        return sweep_command(args, console)
+    except KeyboardInterrupt:  # outside Tune's own handling of Ctrl-C (which sweep_command reports)
+        console.print(f"ntm sweep: interrupted; continue with ntm sweep --resume --sweep-dir {args.sweep_dir}",
+                      markup=False, soft_wrap=True)
+        return 130
+
+
+def sweep_command(args: argparse.Namespace, console: Console) -> int:
     sweep_dir = Path(args.sweep_dir).resolve()
     if args.resume:
         spec = read_spec(args, sweep_dir)
@@ -764,7 +777,9 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
             scheduler = None
             if spec["scheduler"] == "asha":
                 scheduler = tune.schedulers.ASHAScheduler(
-                    time_attr="sequences", metric="cost", mode="min", max_t=spec["budget_sequences"],
+                    # max_t one past the largest budget: reaching its budget ends a trial by itself, after
+                    # its report is written; ASHA stopping it there would cut that short
+                    time_attr="sequences", metric="cost", mode="min", max_t=spec["budget_sequences"] + 1,
                     grace_period=spec["grace_sequences"], reduction_factor=ASHA_REDUCTION)
             tuner = tune.Tuner(
                 trainable,

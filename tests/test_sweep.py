@@ -1,0 +1,243 @@
+"""Tests of `ntm sweep` on Ray Tune: bad input, an embedded local sweep with ASHA, and a sweep that joins a
+real Ray head process (`ray start --head`), is interrupted with Ctrl-C and resumed without retraining.
+
+Trials are tiny (copy of lengths 1-3, memory 16 x 8, a 16-unit controller, tens of steps) so that the
+time goes to Ray and JAX start-up. Ray is part of the test extra, so nothing here is skipped.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Before Ray is first imported (it reads these at import): every Ray here listens on loopback addresses
+# only, and uses token authentication with the token Ray keeps in ~/.ray/auth_token, so the sweep that
+# joins the head process with --address holds the same token as the head (as on a real cluster).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+from ntm import cli, sweep  # noqa: E402
+from ntm.rundir import read_metrics  # noqa: E402
+
+TINY = ["--memory-slots", "16", "--memory-width", "8", "--controller-units", "16", "--max-length", "3",
+        "--judge-sequences", "100", "--screen-sequences", "100", "--eval-lengths", "3", "--eval-sequences", "100"]
+# `ntm` with `ntm sweep` registered, in a separate process (for the Ctrl-C test).
+NTM = ("import sys; from ntm import cli, sweep; build = cli.build_parser\n"
+       "def parser():\n"
+       "    p = build(); commands = next(a for a in p._actions if isinstance(getattr(a, 'choices', None), dict))\n"
+       "    'sweep' in commands.choices or sweep.add_commands(commands); return p\n"
+       "cli.build_parser = parser; sys.exit(cli.main(sys.argv[1:]))")
+
+
+@pytest.fixture(autouse=True)
+def with_sweep_command(monkeypatch):
+    """`ntm sweep` on the parser, as cli.py registers it with `sweep.add_commands`."""
+    build = cli.build_parser
+
+    def parser():
+        built = build()
+        commands = next(a for a in built._actions if isinstance(getattr(a, "choices", None), dict))
+        if "sweep" not in commands.choices:
+            sweep.add_commands(commands)
+        return built
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A real Ray head (`ray start --head --block`) on a free port; stopped by signalling the process it started."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("head") / "head.log"
+    ray_cli = Path(sys.executable).with_name("ray")
+    with log.open("w") as out:
+        head = subprocess.Popen([str(ray_cli), "start", "--head", "--port", str(port), "--num-cpus", "2",
+                                 "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None, f"ray start failed: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "ray start did not come up in 90 s"
+            time.sleep(0.25)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGTERM)  # --block stops the processes it started on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def held_out(run_dir):
+    return [row for row in read_metrics(run_dir) if row.get("event") == "held_out"]
+
+
+# ----------------------------------------------------------------------------- bad input, no Ray started
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--search", "lr=gauss:1:2"], "the distribution is one of loguniform:LOW:HIGH"),
+    (["--search", "lr"], "write FLAG=DISTRIBUTION"),
+    (["--search", "lr=loguniform:1e-2:1e-4"], "LOW must be below HIGH"),
+    (["--search", "lr=loguniform:0:1e-2"], "loguniform needs LOW > 0"),
+    (["--search", "lr=uniform:1e-3"], "uniform takes LOW:HIGH"),
+    (["--search", "no-such-flag=choice:1,2"], "'no-such-flag' is not an ntm train flag"),
+    (["--search", "batch-size=choice:4,eight"], "--batch-size takes integers, not 'eight'"),
+    (["--search", "batch-size=grid:4,,8"], "grid takes values separated by commas"),
+    (["--search", "optimizer=uniform:1:2"], "--optimizer is not a number"),
+    (["--search", "optimizer=choice:adam,sgd"], "--optimizer is one of adam, rmsprop, not 'sgd'"),
+    (["--search", "remat=choice:true,maybe"], "--remat is on or off"),
+    (["--search", "batch-size=choice:4,0"], "the trial with batch-size=0 would fail: batch_size must be"),
+    (["--search", "memory-width=grid:8,0"], "the trial with memory-width=0 would fail"),
+    (["--search", "lr=choice:1e-3,3e-3", "--lr", "1e-3"], "--lr is both fixed and searched"),
+    (["--search", "lr=choice:1e-3", "--search", "lr=grid:3e-3"], "--lr is searched twice"),
+    ([], "give at least one --search"),
+    (["--search", "lr=choice:1e-3", "--samples", "0"], "--samples must be >= 1"),
+    (["--search", "lr=choice:1e-3", "--grace-sequences", "100"], "--grace-sequences is for --scheduler asha"),
+    (["--search", "lr=choice:1e-3", "--address", "127.0.0.1:1", "--num-cpus", "2"], "--num-cpus sizes the embedded Ray"),
+])
+def test_bad_sweeps_end_with_one_line_and_status_2_before_ray_starts(tmp_path, capsys, argv, expected):
+    sweep_dir = tmp_path / "sweep"
+    assert cli.main(["sweep", "copy", "--sweep-dir", str(sweep_dir), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert not sweep_dir.exists()
+
+
+def test_resume_refuses_new_settings_and_directories_without_a_sweep(tmp_path, capsys):
+    assert cli.main(["sweep", "--resume", "--sweep-dir", str(tmp_path)]) == 2
+    assert f"{tmp_path} holds no sweep to resume" in capsys.readouterr().err
+    (tmp_path / sweep.SWEEP_FILE).write_text("{}")
+    assert cli.main(["sweep", "--resume", "--sweep-dir", str(tmp_path), "--lr", "0.1", "--samples", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "remove --samples, --lr" in err
+    assert cli.main(["sweep", "copy", "--sweep-dir", str(tmp_path), "--search", "lr=choice:1e-3"]) == 2
+    assert "already holds a sweep; continue it with --resume" in capsys.readouterr().err
+
+
+def test_without_ray_the_command_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert cli.main(["sweep", "copy", "--sweep-dir", str(tmp_path / "s"), "--search", "lr=choice:1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert err == 'ntm sweep: Ray Tune is not installed; pip install -e ".[sweep]"\n'
+
+
+def test_trial_settings_are_what_ntm_train_makes_of_the_same_flags(tmp_path):
+    """The fixed flags written back as words, plus a trial's values, parse to ntm train's settings."""
+    argv = ["copy", "--no-until-solved", "--eval-every", "7", "--memory-slots", "16", "--max-length", "3",
+            "--lr", "0.0025"]
+    parser = cli.build_parser()
+    args = parser.parse_args(["sweep", *argv, "--sweep-dir", str(tmp_path), "--search", "batch-size=grid:4,16"])
+    flags = args.sweep_train_flags
+    fixed = sweep.fixed_argv(args, flags)
+    trial = sweep.settings_from_argv(sweep.trial_argv("copy", fixed, {"batch_size": 16}, flags))
+    assert trial == cli.settings_from_argv([*argv, "--batch-size", "16"])
+    assert (trial.batch_size, trial.until_solved, trial.eval_every, trial.lr) == (16, False, 7, 0.0025)
+    assert trial.model_options["memory_slots"] == 16 and trial.task_options["max_length"] == 3
+    search = sweep.parse_search("lr=loguniform:1e-4:1e-2", flags)
+    assert search.kind == "loguniform" and search.values == (1e-4, 1e-2)
+    assert sweep.parse_search("batch_size=uniform:4:16", flags).domain().upper == 17  # randint: inclusive HIGH
+    assert sweep.expected_trials(3, [sweep.parse_search("seed=grid:0,1", flags), search]) == 6
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+def test_local_sweep_with_asha_writes_runs_results_and_figure(tmp_path, capsys):
+    """Embedded Ray, two trials one after the other: lr 0.01 learns, lr 1e-5 does not and ASHA stops it at
+    the first rung (80 sequences = 10 steps); every trial is a run directory that `ntm eval` reads."""
+    sweep_dir = tmp_path / "sweep"
+    argv = ["sweep", "copy", "--search", "lr=grid:0.01,0.00001", "--sweep-dir", str(sweep_dir), "--max-steps", "60",
+            "--eval-every", "10", "--scheduler", "asha", "--grace-sequences", "80", "--max-concurrent", "1",
+            "--num-cpus", "2", *TINY]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = read_csv(sweep_dir / sweep.RESULTS_FILE)
+    assert [row["lr"] for row in rows] == ["0.01", "1e-05"]  # best (lowest held-out cost) first
+    good, poor = rows
+    assert (good["status"], good["steps"], good["sequences"]) == ("not solved", "60", "480")
+    assert (poor["status"], poor["steps"], poor["sequences"]) == ("stopped early", "10", "80")
+    assert float(good["cost"]) < float(poor["cost"])
+    for row in rows:
+        run_dir = sweep_dir / row["run_dir"]
+        checks = held_out(run_dir)
+        assert float(row["cost"]) == pytest.approx(checks[-1]["cost"], rel=1e-5)
+        assert float(row["bit_errors"]) == pytest.approx(checks[-1]["bit_errors"], rel=1e-5)
+        assert json.loads((run_dir / "config.json").read_text())["settings"]["lr"] == float(row["lr"])
+        assert float(row["wall_time_s"]) > 0 and row["solved"] == "False" and row["time_to_solve_s"] == ""
+    assert [c["step"] for c in held_out(sweep_dir / good["run_dir"])] == [10, 20, 30, 40, 50, 60]
+    assert (sweep_dir / good["run_dir"] / "report.md").is_file()  # what ntm train leaves, for a finished trial
+    assert (sweep_dir / sweep.FIGURE_FILE).read_bytes()[:4] == b"\x89PNG"
+    assert "2 of 2 trials ended, 0 solved" in out and out.index("0.01") < out.index("1e-05")
+    assert cli.main(["eval", str(sweep_dir / good["run_dir"]), "--lengths", "3", "--sequences", "100"]) == 0
+
+
+def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, tmp_path, capsys):
+    """Joined with --address: trial 0 (20 steps) ends, Ctrl-C lands while trial 1 (800 steps) trains;
+    --resume keeps trial 0 as it was and continues trial 1 from its checkpoint; resuming the finished
+    sweep trains nothing."""
+    sweep_dir = tmp_path / "sweep"
+    argv = ["sweep", "copy", "--search", "max-steps=grid:20,800", "--sweep-dir", str(sweep_dir), "--eval-every", "50",
+            "--checkpoint-every", "50", "--no-until-solved", "--max-concurrent", "1", "--address", ray_head, *TINY]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen([sys.executable, "-c", NTM, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    trials = sweep_dir / sweep.TRIALS_DIR
+    deadline = time.monotonic() + 240
+    while not any((d / "checkpoints" / "50").is_dir() for d in trials.glob("00001-*")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "trial 1 wrote no checkpoint in 240 s"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted: 1 of 2 trials ended; continue with ntm sweep --resume" in err
+    rows = {row["max-steps"]: row for row in read_csv(sweep_dir / sweep.RESULTS_FILE)}
+    assert rows["20"]["status"] == "not solved" and rows["800"]["status"] == "unfinished"
+    short, long = (sweep_dir / rows[key]["run_dir"] for key in ("20", "800"))
+    short_log, short_report = digest(short / "metrics.jsonl"), digest(short / "report.md")
+    checks_before = held_out(long)
+    assert 1 <= len(checks_before) < 16
+
+    assert cli.main(["sweep", "--resume", "--sweep-dir", str(sweep_dir), "--address", ray_head]) == 0
+    rows = {row["max-steps"]: row for row in read_csv(sweep_dir / sweep.RESULTS_FILE)}
+    assert (rows["800"]["status"], rows["800"]["steps"], rows["800"]["sequences"]) == ("not solved", "800", "6400")
+    assert (rows["20"]["status"], rows["20"]["steps"]) == ("not solved", "20")
+    assert digest(short / "metrics.jsonl") == short_log and digest(short / "report.md") == short_report
+    checks = held_out(long)
+    assert [c["step"] for c in checks] == list(range(50, 801, 50))  # each check once: continued, not restarted
+    # Training is deterministic, so the checks made before Ctrl-C come out the same after the resume
+    # (those after the last checkpoint were made again).
+    figures = lambda rows: [(r["step"], r["cost"], r["bit_errors"]) for r in rows]
+    assert figures(checks[:len(checks_before)]) == figures(checks_before)
+    capsys.readouterr()
+
+    long_log = digest(long / "metrics.jsonl")
+    assert cli.main(["sweep", "--resume", "--sweep-dir", str(sweep_dir), "--address", ray_head]) == 0
+    assert digest(long / "metrics.jsonl") == long_log and digest(short / "metrics.jsonl") == short_log
+    assert "2 of 2 trials ended" in capsys.readouterr().out
