@@ -153,7 +153,7 @@ def fixed_argv(args: argparse.Namespace, flags: dict[str, TrainFlag]) -> list[st
     """The `ntm train` flags given to the sweep, written back as words (the same values ntm train reads)."""
     words = []
     for dest, train_flag in flags.items():
-        value = getattr(args, dest, None)
+        value = getattr(args, dest, None)  # None: not given (ntm train treats 'none' the same way)
         if value is not None:
             words += train_flag.argv(value)
     return words
@@ -278,7 +278,7 @@ def check_space(task: str, fixed: list[str], searches: list[Search], flags: dict
     """
     largest = 0
     combinations = itertools.product(*(search.values for search in searches))  # ranges: both ends
-    for values in itertools.islice(combinations, 4096):
+    for values in itertools.islice(combinations, 4096):  # a bound on the time spent checking huge spaces
         config = {search.flag.dest: value for search, value in zip(searches, values)}
         try:
             settings = settings_from_argv(trial_argv(task, fixed, config, flags))
@@ -553,12 +553,12 @@ def sweep_figure(rows: list[dict[str, Any]], curves: dict[str, list[tuple[int, f
 
 def trial_curves(rows: list[dict[str, Any]], sweep_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """(training sequences, held-out cost) of every held-out check each trial's run directory logged."""
-    from ntm.rundir import read_run_config
+    from ntm.rundir import CONFIG_FILE, read_run_config
 
     curves = {}
     for row in rows:
         run_dir = sweep_dir / row["run_dir"]
-        if not (run_dir / "config.json").is_file():
+        if not (run_dir / CONFIG_FILE).is_file():
             continue
         batch = read_run_config(run_dir)["settings"]["batch_size"]
         curves[row["trial"]] = [(r["step"] * batch, float(r["cost"])) for r in held_out_rows(run_dir)]
@@ -655,6 +655,10 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
     }
 
 
+SPEC_KEYS = ("task", "train_argv", "search", "samples", "trials", "scheduler", "grace_sequences", "budget_sequences",
+             "max_concurrent", "cpus_per_trial", "eval_lengths", "eval_sequences", "flags")
+
+
 def read_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
     """sweep.json of the sweep to resume; only where Ray runs may change."""
     given = [f"--{name.replace('_', '-')}" for name in SWEEP_OPTIONS
@@ -671,6 +675,9 @@ def read_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
         spec = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise usage_error(f"{path} is corrupt: {error}") from None
+    missing = [key for key in SPEC_KEYS if key not in spec] if isinstance(spec, dict) else list(SPEC_KEYS)
+    if missing:
+        raise usage_error(f"{path} is not a sweep of this ntm: it lacks {', '.join(missing)}")
     spec["sweep_dir"] = str(sweep_dir)  # the directory may have moved since
     return spec
 
@@ -698,7 +705,7 @@ def start_ray(ray, address: str | None, num_cpus: int | None) -> bool:
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         text = " ".join(str(error).split())
-        if "auth" in text.lower():
+        if "auth" in f"{text} {error.__cause__}".lower():
             text = ("the cluster wants its token: set RAY_AUTH_MODE=token and the cluster's token "
                     "(RAY_AUTH_TOKEN, or ~/.ray/auth_token)")
         where = f"join the Ray cluster at {address}" if address else "start Ray"
@@ -809,11 +816,12 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
                               sweep_dir / FIGURE_FILE)
     Console().print(results_table(rows, searches, title))
     print(f"results: {sweep_dir / RESULTS_FILE}; figure: {figure_path}; trials: {sweep_dir / TRIALS_DIR}")
-    for row in rows:
-        if row["status"] == "error":
-            console.print(f"trial {row['trial']} failed: {row.get('error', '')}", markup=False, soft_wrap=True)
+    failed = [row for row in rows if row["status"] == "error"]
+    for row in failed:
+        console.print(f"trial {row['trial']} failed: {row.get('error', '')} (Ray's log: "
+                      f"{sweep_dir / TUNE_DIR / row['trial'] / 'error.txt'})", markup=False, soft_wrap=True)
     if finished < spec["trials"]:
         console.print(f"interrupted: {finished} of {spec['trials']} trials ended; continue with "
                       f"ntm sweep --resume --sweep-dir {sweep_dir}", markup=False, soft_wrap=True)
         return 130
-    return 0
+    return 1 if failed else 0
