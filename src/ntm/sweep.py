@@ -489,16 +489,17 @@ def figure(value: float, spec: str) -> str:
 
 def sweep_figure(rows: list[dict[str, Any]], curves: dict[str, list[tuple[int, float]]], searches: list[Search],
                  title: str):
-    """Left: each trial's held-out cost against training sequences. Then one panel per searched
-    setting: its value against time to solve (trials that did not solve drawn at the top, hollow)."""
+    """Top: each trial's held-out cost against training sequences. Below: one panel per searched setting,
+    its value against time to solve (trials that did not solve drawn hollow on the dotted line at the top).
+    Colour is the trial's rank in the table, dark = best."""
     from matplotlib import colormaps
 
     from ntm.plots.figures import count_formatter, log_y_axis, new_figure
 
-    figure_ = new_figure(4.6 * (1 + len(searches)), 4.0)
-    axes = figure_.subplots(1, 1 + len(searches), squeeze=False)[0]
-    colours = colormaps["viridis"](list(x / max(len(rows) - 1, 1) * 0.85 for x in range(len(rows))))
-    curve_axes = axes[0]
+    figure_ = new_figure(max(9.0, 3.4 * len(searches) + 2.5), 7.2)
+    grid = figure_.add_gridspec(2, len(searches), height_ratios=(1.2, 1))
+    colours = colormaps["viridis"]([x / max(len(rows) - 1, 1) * 0.85 for x in range(len(rows))])
+    curve_axes = figure_.add_subplot(grid[0, :])
     curve_axes.set_label("held_out_cost")
     for rank, (row, colour) in enumerate(zip(rows, colours)):
         points = [(s, c) for s, c in curves.get(row["trial"], []) if c > 0]
@@ -506,47 +507,51 @@ def sweep_figure(rows: list[dict[str, Any]], curves: dict[str, list[tuple[int, f
             continue
         x, y = zip(*points)
         label = f"#{rank + 1} " + ", ".join(f"{s.name}={format_value(row[s.name])}" for s in searches)
-        curve_axes.plot(x, y, color=colour, lw=1.4 if rank < 3 else 0.8, label=label if rank < 5 else None,
-                        marker="*" if row["solved"] else None, markevery=[len(x) - 1], markersize=9)
+        curve_axes.plot(x, y, color=colour, lw=1.6 if rank < 3 else 0.9, label=label if rank < 8 else None,
+                        marker="*" if row["solved"] else None, markevery=[len(x) - 1], markersize=10)
     log_y_axis(curve_axes)
     curve_axes.xaxis.set_major_formatter(count_formatter)
     curve_axes.set_xlabel("training sequences")
     curve_axes.set_ylabel("held-out cost (bits per sequence)")
-    curve_axes.set_title("held-out cost (* solved)")
+    curve_axes.set_title("held-out cost at each check (* solved; colour: rank, dark = best)")
     if any(curves.values()):
-        curve_axes.legend(fontsize=7, loc="upper right")
+        curve_axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="best first",
+                          title_fontsize=7)
 
-    solved = [row for row in rows if row["solved"]]
-    times = [row["time_to_solve_s"] for row in solved]
+    times = [row["time_to_solve_s"] for row in rows if row["solved"]]
     top = max(times) * 1.15 if times else 1.0
-    for search, panel in zip(searches, axes[1:]):
+    for index, search in enumerate(searches):
+        panel = figure_.add_subplot(grid[1, index])
         panel.set_label(f"time_to_solve/{search.name}")
-        values = [row[search.name] for row in rows]
-        categorical = not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if categorical:
-            order = list(dict.fromkeys(format_value(v) for v in search.values)) if search.kind != "uniform" else []
-            order += [v for v in dict.fromkeys(format_value(v) for v in values) if v not in order]
-            position = {v: i for i, v in enumerate(order)}
-            place = lambda v: position[format_value(v)]
-            panel.set_xticks(range(len(order)), order)
-            panel.set_xlim(-0.5, len(order) - 0.5)
+        if search.kind in ("grid", "choice"):
+            # The listed values, evenly spaced; trials sharing a value spread sideways so none hides another.
+            labels = list(dict.fromkeys(format_value(v) for v in search.values))
+            position = {label: i for i, label in enumerate(labels)}
+            shared: dict[str, int] = {}
+            places = []
+            for row in rows:
+                label = format_value(row[search.name])
+                shared[label] = shared.get(label, 0) + 1
+                places.append(position[label] + 0.07 * ((shared[label] % 5) - 2))
+            panel.set_xticks(range(len(labels)), labels)
+            panel.set_xlim(-0.5, len(labels) - 0.5)
         else:
-            place = float
-            if search.kind == "loguniform" or (min(values) > 0 and max(values) / min(values) >= 16):
+            places = [float(row[search.name]) for row in rows]
+            if search.kind == "loguniform":
                 panel.set_xscale("log")
-        for row, colour in zip(rows, colours):
-            x = place(row[search.name])
+        for row, colour, x in zip(rows, colours, places):
             if row["solved"]:
-                panel.scatter([x], [row["time_to_solve_s"]], color=colour, s=36, zorder=3)
+                panel.scatter([x], [row["time_to_solve_s"]], color=colour, s=30, zorder=3)
             else:
-                panel.scatter([x], [top], facecolors="none", edgecolors="#d62728", s=36, zorder=3)
+                panel.scatter([x], [top], facecolors="none", edgecolors="#d62728", s=30, zorder=3)
         panel.axhline(top, color="#d62728", lw=0.6, ls=":")
-        panel.text(0.02, top, " not solved", color="#d62728", fontsize=7, va="bottom",
-                   transform=panel.get_yaxis_transform())
-        panel.set_ylim(0, top * 1.1)
-        panel.set_xlabel(search.name + ("" if search.kind != "loguniform" else " (log scale)"))
-        panel.set_ylabel("time to solve (s)")
-        panel.set_title(f"{search.name} ({search.kind})")
+        panel.set_ylim(0, top * 1.12)
+        ticks = [tick for tick in panel.get_yticks() if 0 <= tick < top * 0.92]
+        panel.set_yticks([*ticks, top], [f"{tick:g}" for tick in ticks] + ["not\nsolved"])
+        panel.get_yticklabels()[-1].set_color("#d62728")
+        panel.set_xlabel(f"{search.name} ({search.kind})")
+        if index == 0:
+            panel.set_ylabel("time to solve (s)")
     figure_.suptitle(title)
     return figure_
 
@@ -814,7 +819,11 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
 
     figure_path = save_figure(sweep_figure(rows, trial_curves(rows, sweep_dir), searches, title),
                               sweep_dir / FIGURE_FILE)
-    Console().print(results_table(rows, searches, title))
+    out = Console()
+    table = results_table(rows, searches, title)
+    if not out.is_terminal:  # a file or a pipe: the whole table, unwrapped, however wide
+        out = Console(width=max(out.width, Console(width=1000).measure(table).maximum))
+    out.print(table)
     print(f"results: {sweep_dir / RESULTS_FILE}; figure: {figure_path}; trials: {sweep_dir / TRIALS_DIR}")
     failed = [row for row in rows if row["status"] == "error"]
     for row in failed:
