@@ -796,7 +796,9 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
             tuner = tune.Tuner(
                 trainable,
                 param_space={search.flag.dest: search.domain() for search in searches},
-                tune_config=tune.TuneConfig(num_samples=spec["samples"], scheduler=scheduler,
+                # reuse_actors: a trial starts in the process of one that ended (JAX already imported, and
+                # a trial that ASHA stops has time to save its checkpoint)
+                tune_config=tune.TuneConfig(num_samples=spec["samples"], scheduler=scheduler, reuse_actors=True,
                                             max_concurrent_trials=spec["max_concurrent"],
                                             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                 run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(sweep_dir), verbose=0,
