@@ -408,7 +408,7 @@ def number(value, default=math.nan) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
-def collect(results, searches: list[Search], sweep_dir: Path) -> list[dict[str, Any]]:
+def collect(results, searches: list[Search]) -> list[dict[str, Any]]:
     """One row per trial from Tune's results (the last report of each), best first."""
     rows = []
     for result in results:
@@ -812,7 +812,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
         if started:
             ray.shutdown()
 
-    rows = collect(results, searches, sweep_dir)
+    rows = collect(results, searches)
     write_results(rows, searches, sweep_dir / RESULTS_FILE)
     finished = sum(row["status"] not in ("unfinished",) for row in rows)
     title = f"ntm sweep of {spec['task']}: {finished} of {spec['trials']} trials ended, " \
