@@ -29,27 +29,6 @@ from ntm.rundir import read_metrics  # noqa: E402
 
 TINY = ["--memory-slots", "16", "--memory-width", "8", "--controller-units", "16", "--max-length", "3",
         "--judge-sequences", "100", "--screen-sequences", "100", "--eval-lengths", "3", "--eval-sequences", "100"]
-# `ntm` with `ntm sweep` registered, in a separate process (for the Ctrl-C test).
-NTM = ("import sys; from ntm import cli, sweep; build = cli.build_parser\n"
-       "def parser():\n"
-       "    p = build(); commands = next(a for a in p._actions if isinstance(getattr(a, 'choices', None), dict))\n"
-       "    'sweep' in commands.choices or sweep.add_commands(commands); return p\n"
-       "cli.build_parser = parser; sys.exit(cli.main(sys.argv[1:]))")
-
-
-@pytest.fixture(autouse=True)
-def with_sweep_command(monkeypatch):
-    """`ntm sweep` on the parser, as cli.py registers it with `sweep.add_commands`."""
-    build = cli.build_parser
-
-    def parser():
-        built = build()
-        commands = next(a for a in built._actions if isinstance(getattr(a, "choices", None), dict))
-        if "sweep" not in commands.choices:
-            sweep.add_commands(commands)
-        return built
-
-    monkeypatch.setattr(cli, "build_parser", parser)
 
 
 def free_port() -> int:
@@ -205,7 +184,7 @@ def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, t
     argv = ["sweep", "copy", "--search", "max-steps=grid:20,800", "--sweep-dir", str(sweep_dir), "--eval-every", "50",
             "--checkpoint-every", "50", "--no-until-solved", "--max-concurrent", "1", "--address", ray_head, *TINY]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    process = subprocess.Popen([sys.executable, "-c", NTM, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "ntm.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
     trials = sweep_dir / sweep.TRIALS_DIR
     deadline = time.monotonic() + 240

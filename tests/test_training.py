@@ -49,9 +49,9 @@ def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequ
     assert result.solved, f"not solved after {result.step} steps: {result.last}"
     assert result.compiles == 1  # lengths 1-5 are padded to one shape: never recompiled
     checks = [row for row in rundir.read_metrics(tmp_path / "run") if row.get("event") == "held_out"]
-    assert checks[-1]["solved"] and checks[-1]["sequences"] == 1000 and checks[-1]["bit_errors"] < 0.01
+    assert checks[-1]["solved"] and checks[-1]["held_out_sequences"] == 1000 and checks[-1]["bit_errors"] < 0.01
     # Failing checks stop after the screen: 100 sequences, so the stop rule costs little while learning.
-    assert {row["sequences"] for row in checks[:-1] if not row["solved"]} <= {100, 1000}
+    assert {row["held_out_sequences"] for row in checks[:-1] if not row["solved"]} <= {100, 1000}
     _, rows = evaluate_run(tmp_path / "run", [5], sequences=1000)
     assert rows[0]["sequences"] == 1000 and rows[0]["bit_errors"] < 0.05
 
@@ -171,7 +171,7 @@ def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path):
     assert levels and levels[0]["difficulty"]["max_length"] == 2
     assert result.compiles == 1  # every level is padded to the longest: one compile
     held = [r for r in rundir.read_metrics(tmp_path / "cur") if r.get("event") == "held_out"]
-    assert all(r["sequences"] in (100, 200) for r in held)
+    assert all(r["held_out_sequences"] in (100, 200) for r in held)
 
 
 def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():

@@ -91,7 +91,8 @@ def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = 
         started = time.perf_counter()
         stats = judge.measure(stacked, difficulty, sequences, np.random.default_rng(seed + value))[0]
         verdict = summarize(task, stats)
-        rows.append({task.generalisation_key: value, **verdict.row(), "in_training_range": in_training_range(task, value),
+        rows.append({task.generalisation_key: value, "sequences": verdict.sequences, **verdict.row(),
+                     "in_training_range": in_training_range(task, value),
                      "seconds": time.perf_counter() - started})
     return rows
 

@@ -34,7 +34,7 @@ class Verdict:
     solved: bool
 
     def row(self) -> dict[str, Any]:
-        return {"sequences": self.sequences, **self.means, "solved": self.solved,
+        return {"held_out_sequences": self.sequences, **self.means, "solved": self.solved,
                 **{f"{name}_interval": list(bounds) for name, bounds in self.intervals.items()}}
 
 
