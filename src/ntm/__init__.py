@@ -6,9 +6,10 @@ The public surface: the NTM (`NTMConfig`, `NTMCell`, `NTM`), its pure maths (`nt
 """
 
 from ntm import runtime
-from ntm.cell import NTM, NTMCell, NTMState, NTMStepTrace, count_params
+from ntm.cell import NTM, NTMCell, NTMState, NTMStepTrace
 from ntm.config import NTMConfig
 from ntm.dnc import DNC, DNCCell, DNCConfig, DNCState
+from ntm.sequence import SequenceModel, count_params
 
 __all__ = [
     "DNC",
@@ -20,6 +21,7 @@ __all__ = [
     "NTMConfig",
     "NTMState",
     "NTMStepTrace",
+    "SequenceModel",
     "count_params",
     "runtime",
 ]

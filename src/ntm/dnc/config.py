@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ntm.config import DictConfig, check_clip_value
+from ntm.dictconfig import DictConfig, dtype_field
 
 # Read modes per read head with one write head: backward, content, forward.
 READ_MODES = 3
@@ -18,7 +18,10 @@ READ_MODES = 3
 
 @dataclasses.dataclass(frozen=True)
 class DNCConfig(DictConfig):
-    """Sizes of a DNC. Bad values raise ValueError naming the field."""
+    """Sizes of a DNC. Bad values raise ValueError naming the field.
+
+    `dtype` is the dtype of the computation, carry and outputs; `param_dtype` that of the parameters.
+    """
 
     input_size: int
     output_size: int
@@ -29,6 +32,8 @@ class DNCConfig(DictConfig):
     controller_units: int = 100
     controller_layers: int = 1
     clip_value: float | None = 20.0
+    dtype: str = dtype_field("float32", "dtype of the computation, the carry and the outputs")
+    param_dtype: str = dtype_field("float32", "dtype of the parameters")
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
@@ -39,7 +44,8 @@ class DNCConfig(DictConfig):
                 f"got {self.write_heads!r}"
             )
         self.check_positive_ints("controller_units", "controller_layers")
-        check_clip_value(self.clip_value)
+        self.normalize_clip_value()
+        self.normalize_dtypes()
 
     @property
     def interface_size(self) -> int:

@@ -21,10 +21,10 @@ from flax import nnx
 from rich.table import Table
 
 from ntm import tasks
-from ntm.cell import count_params
-from ntm.rundir import read_metrics, read_run_config
 from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, verdict_text
 from ntm.plots import figures
+from ntm.rundir import read_metrics, read_run_config
+from ntm.sequence import count_params
 
 REPORT_FILE = "report.md"
 LEARNING_CURVE_FILE = "learning_curve.png"
