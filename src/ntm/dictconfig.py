@@ -96,7 +96,7 @@ class DictConfig:
         """`dtype` and `param_dtype` must name one of DTYPES; NumPy/JAX dtypes are stored by name."""
         for name in ("dtype", "param_dtype"):
             value = getattr(self, name)
-            if not isinstance(value, str):
+            if isinstance(value, (type, np.dtype)):  # jnp.bfloat16, np.float64, np.dtype("float32")
                 try:
                     value = np.dtype(value).name
                 except TypeError:
