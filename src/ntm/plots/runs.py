@@ -107,16 +107,16 @@ def trace_model_sample(model: nnx.Module, task, length: int | None = None, seed:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     batch = task.sample(np.random.default_rng(SHOW_SEED + seed), 1, **difficulty)
-    # Parameters and any other state (a layer's own random stream) travel apart, so the compile is reused.
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    logits, trace = traced_forward(graphdef, params, rest, batch.inputs, batch.lengths, jax.random.key(seed))
+    # All of the model's state, not only nnx.Param: a layer may hold its own random stream.
+    graphdef, state = nnx.split(model)
+    logits, trace = traced_forward(graphdef, state, batch.inputs, batch.lengths, jax.random.key(seed))
     return TracedSample(batch, np.asarray(logits), jax.device_get(trace), value)
 
 
 @partial(jax.jit, static_argnums=0)
-def traced_forward(graphdef, params, rest, inputs, lengths, key):
+def traced_forward(graphdef, state, inputs, lengths, key):
     """The model's logits and trace, compiled once per model structure and sequence shape."""
-    return nnx.merge(graphdef, params, rest)(inputs, lengths=lengths, trace=True, rngs=key)
+    return nnx.merge(graphdef, state)(inputs, lengths=lengths, trace=True, rngs=key)
 
 
 def show_title(run: LoadedRun, value: int) -> str:
