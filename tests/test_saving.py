@@ -92,7 +92,7 @@ def test_a_user_controller_model_saves_and_loads_when_given_the_controller(tmp_p
     fresh = TinyController(config.controller_input_size, 7, rngs=nnx.Rngs(9))
     loaded = ntm.load(path, controller=fresh)
     np.testing.assert_array_equal(loaded(inputs()), model(inputs()))
-    with pytest.raises(ValueError, match="parameter .* has shape"):
+    with pytest.raises(ValueError, match=r"controller/linear/bias has shape \(7,\) in the checkpoint but \(8,\) in this model"):
         ntm.load(path, controller=TinyController(config.controller_input_size, 8, rngs=nnx.Rngs(9)))
     with pytest.raises(ValueError, match="controller= is only for"):
         ntm.load(ntm.save(BUILDERS["ntm"](), tmp_path / "plain"), controller=fresh)
@@ -146,7 +146,7 @@ def test_load_explains_what_is_wrong_with_a_path(tmp_path):
     description = json.loads((path / "model.json").read_text())
     description["config"]["memory_width"] = 7  # every head and the controller input grow
     (path / "model.json").write_text(json.dumps(description))
-    with pytest.raises(ValueError, match=r"parameter .* has shape .* there but .* in this config's model"):
+    with pytest.raises(ValueError, match=r"has shape \(.*\) in the checkpoint but \(.*\) in this model"):
         ntm.load(path)
     description["config"]["memory_slots"] = 0
     (path / "model.json").write_text(json.dumps(description))
@@ -196,7 +196,7 @@ def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
 def test_run_directories_without_checkpoints_or_of_many_seeds_are_explained(tmp_path):
     model = BUILDERS["lstm"]()
     write_run_directory(tmp_path / "run", model, "lstm", [])
-    with pytest.raises(ValueError, match="holds no checkpoint"):
+    with pytest.raises(ValueError, match="no checkpoint in"):
         ntm.load(tmp_path / "run")
     group = tmp_path / "group"
     group.mkdir()

@@ -11,7 +11,17 @@ from __future__ import annotations
 import dataclasses
 
 # DictConfig moved to ntm.dictconfig; re-exported here until train.py imports it from there.
-from ntm.dictconfig import DictConfig, check_bool, check_choice, check_number, dtype_field
+from ntm.dictconfig import (
+    CLIP_HELP,
+    DTYPE_HELP,
+    DTYPES,
+    PARAM_DTYPE_HELP,
+    DictConfig,
+    check_bool,
+    check_choice,
+    check_number,
+    option,
+)
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "random", "learned")
@@ -34,22 +44,23 @@ class NTMConfig(DictConfig):
 
     input_size: int
     output_size: int
-    memory_slots: int = 128
-    memory_width: int = 20
-    read_heads: int = 1
-    write_heads: int = 1
-    shift_range: int = 3
-    controller: str = "lstm"
-    controller_layers: int = 1
-    controller_units: int = 100
-    controller_activation: str = "tanh"
-    memory_init: str = "constant"
-    memory_init_value: float = 1e-6
-    learn_initial_weights: bool = False
-    learn_initial_reads: bool = False
-    clip_value: float | None = 20.0
-    dtype: str = dtype_field("float32", "dtype of the computation, the carry and the outputs")
-    param_dtype: str = dtype_field("float32", "dtype of the parameters")
+    memory_slots: int = option(128, "memory slots N")
+    memory_width: int = option(20, "width M of each memory slot")
+    read_heads: int = option(1, "read heads")
+    write_heads: int = option(1, "write heads")
+    shift_range: int = option(3, "size of the shift kernel (odd; 3 = shifts -1, 0, +1)")
+    controller: str = option("lstm", "the controller network", CONTROLLERS)
+    controller_layers: int = option(1, "controller layers")
+    controller_units: int = option(100, "units per controller layer")
+    controller_activation: str = option("tanh", "activation of the feedforward controller", ACTIVATIONS)
+    memory_init: str = option("constant", "initial memory: constant (Collier & Beel), random, or learned",
+                              MEMORY_INITS)
+    memory_init_value: float = option(1e-6, "value of the constant (and start of the learned) memory")
+    learn_initial_weights: bool = option(False, "learn the initial weightings instead of starting at slot 0")
+    learn_initial_reads: bool = option(False, "learn the initial read vectors")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",

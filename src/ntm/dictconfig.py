@@ -1,6 +1,7 @@
 """What every model config shares: `DictConfig` (dict round-trip, replace, field checks) and the checks.
 
-The NTM, DNC and LSTM configs are frozen dataclasses built on `DictConfig`. Each check raises a
+The NTM, DNC and LSTM configs are frozen dataclasses built on `DictConfig`; `option` gives a field
+its command-line help and choices (field metadata, read by `ntm.cli`). Each check raises a
 ValueError naming the field, and `DictConfig.normalize_*` turn NumPy scalars (`np.int64(4)`,
 `np.float32(0.5)`) into Python numbers, so a config built from NumPy values still saves as JSON.
 """
@@ -16,6 +17,9 @@ import numpy as np
 # Compute and parameter dtypes a model accepts. float16 is left out: the addressing epsilons
 # (1e-12, 1e-20) underflow to zero in it; bfloat16 has float32's exponent range and keeps them.
 DTYPES = ("float32", "float64", "bfloat16")
+CLIP_HELP = "clip the controller's outputs (and heads' or interface parameters) and the logits to +-this"
+DTYPE_HELP = "dtype of the computation, the carry and the outputs"
+PARAM_DTYPE_HELP = "dtype of the parameters (float64 needs jax_enable_x64)"
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -53,9 +57,10 @@ def check_clip_value(value: Any) -> float | None:
     return float(value)
 
 
-def dtype_field(default: str, help_text: str):
-    """A dataclass field holding a dtype name from DTYPES (a string, so configs stay JSON)."""
-    return dataclasses.field(default=default, metadata={"help": help_text, "choices": DTYPES})
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None):
+    """A config field whose metadata holds its help text and choices, which `ntm train --help` shows."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class DictConfig:

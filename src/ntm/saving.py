@@ -10,9 +10,9 @@ A saved model is a directory holding `model.json` ({"format": "ntm-model", "mode
 Saving writes a sibling temporary directory and renames it into place, so a reader never sees half
 a model; it replaces an earlier saved model but refuses any other existing directory.
 
-A run directory (one seed of `ntm train`) holds `config.json` ({"model", "model_config", ...}) and
-`checkpoints/<step>/` Orbax composites; `load` restores only the `params` item of the newest step
-that reads back.
+A run directory (one seed of `ntm train`, see `ntm.rundir`) holds `config.json` ({"model",
+"model_config", ...}) and `checkpoints/<step>/` Orbax composites; `load` restores only the `params`
+item of the newest step that reads back (`ntm.rundir.newest_params`).
 
 Pretrained models live under `PRETRAINED_ROOT` (package data): one saved model per name, and
 `index.json` with each one's figures (task, training sequences, wall time, evaluation rows);
@@ -33,17 +33,13 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from ntm import models
+from ntm import models, rundir
 from ntm.sequence import count_params
 
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
 FORMAT = "ntm-model"
 FORMAT_VERSION = 1
-RUN_CONFIG_FILE = "config.json"
-RUN_CHECKPOINT_DIR = "checkpoints"
-RUN_PARAMS_ITEM = "params"
-SEEDS_FILE = "seeds.json"
 # The shipped models; a module constant so tests (and the lead's shipping script) can point elsewhere.
 PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"
 INDEX_FILE = "index.json"
@@ -135,12 +131,13 @@ def load(path: str | os.PathLike, controller: nnx.Module | None = None) -> nnx.M
         return model
     if (path / MODEL_FILE).exists():
         raise ValueError(f"{path / MODEL_FILE} is corrupt or not written by ntm.save")
-    if (path / RUN_CONFIG_FILE).is_file():
+    if (path / rundir.CONFIG_FILE).is_file():
         return load_run_directory(path, controller)
-    if (path / SEEDS_FILE).is_file():
+    if (path / rundir.GROUP_FILE).is_file():
         raise ValueError(f"{str(path)!r} is a group of seeds; load one of its seed-S run directories")
     raise ValueError(
-        f"{str(path)!r} is neither a saved model ({MODEL_FILE}) nor a run directory of ntm train ({RUN_CONFIG_FILE})"
+        f"{str(path)!r} is neither a saved model ({MODEL_FILE}) nor a run directory of ntm train "
+        f"({rundir.CONFIG_FILE})"
     )
 
 
@@ -171,28 +168,6 @@ def abstract_params(model: nnx.Module) -> Any:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param).to_pure_dict())
 
 
-def flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-    """'cell/output/kernel' -> shape, for arrays, shape structs or Orbax array metadata alike
-    (Orbax stores the integer keys of layer lists as strings, so every key is compared as text)."""
-    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda leaf: hasattr(leaf, "shape"))[0]
-    name = lambda key: str(getattr(key, "key", getattr(key, "idx", key)))
-    return {"/".join(name(key) for key in path): tuple(leaf.shape) for path, leaf in flat}
-
-
-def layout_mismatch(expected: Any, saved: Any) -> str | None:
-    """What differs between the model's parameters and the saved ones (names or shapes), or None."""
-    want, have = flat_shapes(expected), flat_shapes(saved)
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    if missing or extra:
-        parts = ([f"missing there: {', '.join(missing[:4])}"] if missing else []) + (
-            [f"not in this model: {', '.join(extra[:4])}"] if extra else [])
-        return "its parameters are not this config's model's (" + "; ".join(parts) + ")"
-    for key in want:
-        if want[key] != have[key]:
-            return f"parameter {key} has shape {have[key]} there but {want[key]} in this config's model"
-    return None
-
-
 def put_params(model: nnx.Module, params: Any) -> None:
     """Write restored pure-dict parameters into the model."""
     state = nnx.state(model, nnx.Param)
@@ -211,7 +186,7 @@ def restore_saved_params(model: nnx.Module, params_dir: Path) -> None:
     try:
         with ocp.StandardCheckpointer() as checkpointer:
             saved = checkpointer.metadata(params_dir.absolute()).item_metadata.tree
-            mismatch = layout_mismatch(target, saved)
+            mismatch = rundir.shape_mismatch(target, saved)  # before restoring: names the parameter
             if mismatch is None:
                 params = checkpointer.restore(params_dir.absolute(), target)
     except Exception as error:  # Orbax raises many kinds for a corrupt or foreign checkpoint
@@ -223,38 +198,11 @@ def restore_saved_params(model: nnx.Module, params_dir: Path) -> None:
 
 def load_run_directory(run_dir: Path, controller: nnx.Module | None = None) -> nnx.Module:
     """The model of a run directory, with the `params` item of its newest readable checkpoint."""
-    config_path = run_dir / RUN_CONFIG_FILE
-    try:
-        saved = json.loads(config_path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{config_path} is corrupt: {error}") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"{config_path} is corrupt: not a JSON object")
-    name = saved.get("model") or (saved.get("settings") or {}).get("model")
-    model = build(name, saved.get("model_config"), controller, config_path)
-    checkpoint_dir = (run_dir / RUN_CHECKPOINT_DIR).absolute()
-    if not checkpoint_dir.is_dir():
-        raise ValueError(f"{str(run_dir)!r} has no checkpoints yet ({RUN_CHECKPOINT_DIR}/ is missing)")
-    target = abstract_params(model)
-    errors = []
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-    # Naming the params item's handler lets Orbax read its metadata; the other items are never read.
-    handlers = {RUN_PARAMS_ITEM: ocp.StandardCheckpointHandler()}
-    with ocp.CheckpointManager(checkpoint_dir, options=options, item_handlers=handlers) as manager:
-        steps = sorted(manager.all_steps(), reverse=True)
-        for step in steps:  # newest first; a torn or foreign newest checkpoint falls back to the one before
-            args = ocp.args.Composite(**{RUN_PARAMS_ITEM: ocp.args.StandardRestore(target)})
-            try:
-                mismatch = layout_mismatch(target, manager.item_metadata(step)[RUN_PARAMS_ITEM].tree)
-                if mismatch is None:
-                    put_params(model, manager.restore(step, args=args)[RUN_PARAMS_ITEM])
-                    return model
-                errors.append(f"step {step}: {mismatch}")
-            except Exception as error:  # Orbax raises many kinds for a torn or foreign checkpoint
-                errors.append(f"step {step}: {first_line(error)}")
-    if not steps:
-        raise ValueError(f"{checkpoint_dir} holds no checkpoint")
-    raise ValueError(f"no checkpoint in {checkpoint_dir} could be restored: {'; '.join(errors)}")
+    saved = rundir.read_run_config(run_dir)
+    model = build(saved["model"], saved["model_config"], controller, run_dir / rundir.CONFIG_FILE)
+    _, params = rundir.newest_params(run_dir, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    put_params(model, params)
+    return model
 
 
 # ----------------------------------------------------------------------------- pretrained

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ntm.controllers import LSTMController
-from ntm.dictconfig import DictConfig, dtype_field
+from ntm.dictconfig import CLIP_HELP, DTYPE_HELP, DTYPES, PARAM_DTYPE_HELP, DictConfig, option
 from ntm.sequence import SequenceModel, check_dtype_available
 
 
@@ -28,11 +28,11 @@ class LSTMConfig(DictConfig):
 
     input_size: int
     output_size: int
-    layers: int = 3
-    units: int = 256
-    clip_value: float | None = 20.0
-    dtype: str = dtype_field("float32", "dtype of the computation, the carry and the outputs")
-    param_dtype: str = dtype_field("float32", "dtype of the parameters")
+    layers: int = option(3, "LSTM layers")
+    units: int = option(256, "units per LSTM layer")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "layers", "units")

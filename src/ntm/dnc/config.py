@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ntm.dictconfig import DictConfig, dtype_field
+from ntm.dictconfig import CLIP_HELP, DTYPE_HELP, DTYPES, PARAM_DTYPE_HELP, DictConfig, option
 
 # Read modes per read head with one write head: backward, content, forward.
 READ_MODES = 3
@@ -25,15 +25,15 @@ class DNCConfig(DictConfig):
 
     input_size: int
     output_size: int
-    memory_slots: int = 32
-    memory_width: int = 20
-    read_heads: int = 1
-    write_heads: int = 1
-    controller_units: int = 100
-    controller_layers: int = 1
-    clip_value: float | None = 20.0
-    dtype: str = dtype_field("float32", "dtype of the computation, the carry and the outputs")
-    param_dtype: str = dtype_field("float32", "dtype of the parameters")
+    memory_slots: int = option(32, "memory slots N")
+    memory_width: int = option(20, "width M of each memory slot")
+    read_heads: int = option(1, "read heads")
+    write_heads: int = option(1, "write heads")
+    controller_units: int = option(100, "units per controller layer")
+    controller_layers: int = option(1, "controller layers")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
