@@ -184,6 +184,19 @@ def test_load_takes_the_newest_checkpoint_of_a_run_directory(tmp_path, name):
     np.testing.assert_array_equal(loaded(inputs()), late(inputs()))
 
 
+def test_load_reads_a_run_directory_written_by_ntm_train(tmp_path):
+    from ntm.evaluate import load_run
+    from ntm.training import TrainSettings, train
+
+    settings = TrainSettings.for_task("copy", model="lstm", model_options={"layers": 1, "units": 8}, steps=3,
+                                      until_solved=False, task_options={"max_length": 3})
+    train(settings, run_dir=tmp_path / "run", progress=False, console=Console(quiet=True))
+    loaded = ntm.load(tmp_path / "run")
+    assert_same_params(loaded, load_run(tmp_path / "run").model)
+    untrained = LSTMModel(loaded.config, rngs=nnx.Rngs(settings.seed))
+    assert not np.array_equal(params_of(loaded)["output"]["bias"], params_of(untrained)["output"]["bias"])
+
+
 def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     early, late = BUILDERS["lstm"](seed=1), BUILDERS["lstm"](seed=2)
     write_run_directory(tmp_path / "run", early, "lstm", [(10, early), (20, late)])
