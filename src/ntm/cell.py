@@ -210,7 +210,9 @@ class NTM(SequenceModel):
         self.config = self.cell.config  # records a user controller, as the cell does
 
     def initial_state(self, batch: int, rngs=None) -> NTMState:
+        """The `NTMState` before the first step for `batch` sequences (see `NTMCell.initialize_carry`)."""
         return self.cell.initialize_carry((batch, self.config.input_size), rngs)
 
     def step(self, carry: NTMState, inputs: jax.Array):
+        """One step: (NTMState, x[B,input_size]) -> (NTMState, logits[B,output_size], NTMStepTrace)."""
         return self.cell.step(carry, inputs)

@@ -136,6 +136,7 @@ class SequenceModel(nnx.Module):
         raise NotImplementedError(f"{type(self).__name__} must define step")
 
     def check_inputs(self, inputs: jax.Array) -> None:
+        """ValueError unless inputs are [batch >= 1, time >= 1, config.input_size]."""
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != 3 or shape[-1] != self.config.input_size:
             raise ValueError(

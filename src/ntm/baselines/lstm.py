@@ -65,9 +65,11 @@ class LSTMModel(SequenceModel):
         self.output = nnx.Linear(config.units, config.output_size, rngs=rngs, **dtypes)
 
     def initial_state(self, batch: int, rngs=None):
+        """Zero (cell, hidden) of every layer for `batch` sequences."""
         return self.lstm.initialize_state(batch)
 
     def step(self, carry, inputs):
+        """One step: (carry, x[B,input_size]) -> (carry, logits[B,output_size], LSTMStepTrace)."""
         carry, hidden = self.lstm(carry, inputs.astype(jnp.dtype(self.config.dtype)))
         logits = self.output(hidden)
         if self.config.clip_value is not None:

@@ -236,7 +236,9 @@ class DNC(SequenceModel):
         self.cell = DNCCell(config, rngs=rngs)
 
     def initial_state(self, batch: int, rngs=None) -> DNCState:
+        """The all-zero `DNCState` before the first step for `batch` sequences."""
         return self.cell.initialize_carry((batch, self.config.input_size), rngs)
 
     def step(self, carry: DNCState, inputs: jax.Array):
+        """One step: (DNCState, x[B,input_size]) -> (DNCState, logits[B,output_size], DNCStepTrace)."""
         return self.cell.step(carry, inputs)
