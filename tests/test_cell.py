@@ -128,11 +128,13 @@ def test_variants_give_finite_outputs_and_gradients(changes):
         assert float(jnp.abs(grads["cell"]["initial_memory"][...]).sum()) > 0
 
 
-def test_random_memory_init_needs_rngs_and_draws_fresh_memory():
+def test_random_memory_init_draws_from_its_own_stream_or_the_given_rngs():
     model = small_model(memory_init="random")
     x = random_inputs()
-    with pytest.raises(ValueError, match="rngs"):
-        model(x)
+    first, second = model(x), model(x)  # the layer's own stream advances between calls
+    assert not np.allclose(first, second)
+    again = small_model(memory_init="random")  # the same seed gives the same stream
+    np.testing.assert_allclose(again(x), first)
     a = model(x, rngs=jax.random.key(1))
     b = model(x, rngs=jax.random.key(2))
     assert not np.allclose(a, b)
@@ -206,3 +208,84 @@ def test_remat_gives_the_same_loss_and_gradients():
     np.testing.assert_allclose(remat_value, plain_value, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_cell_with_the_wrong_feature_size_is_a_clear_error_at_the_call():
+    cell = small_model().cell
+    carry = cell.initialize_carry((2, 5))
+    with pytest.raises(ValueError, match=r"NTMCell inputs must have shape \[batch, 5\], got \(2, 4\)"):
+        cell(carry, jnp.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"\[batch, 5\], got \(2, 6\)"):
+        nnx.RNN(cell)(jnp.zeros((2, 3, 6)))
+
+
+def test_controller_input_size_is_what_the_built_in_controller_receives():
+    cfg = NTMConfig(**{**SMALL, "read_heads": 3})
+    assert cfg.controller_input_size == 5 + 3 * 6
+    model = NTM(cfg, rngs=nnx.Rngs(0))
+    assert model.cell.controller.layers[0].input_size == cfg.controller_input_size
+
+
+class WrongInputController(TinyGRUController):
+    """Built for the NTM's input size alone, forgetting the reads."""
+
+
+class WideOutputController(nnx.Module):
+    """Returns more columns than its declared output_size."""
+
+    def __init__(self, input_size, *, rngs):
+        self.linear = nnx.Linear(input_size, 12, rngs=rngs)
+        self.output_size = 10
+
+    def initialize_state(self, batch_size):
+        return ()
+
+    def __call__(self, state, inputs):
+        return state, self.linear(inputs)
+
+
+class GrowingStateController(TinyGRUController):
+    """Returns a state of another shape than the one it started with."""
+
+    def __call__(self, state, inputs):
+        state, outputs = self.cell(state, inputs)
+        return jnp.concatenate([state, state], axis=-1), outputs
+
+
+def test_user_controller_of_the_wrong_shapes_is_refused_when_the_model_is_built():
+    cfg = NTMConfig(**SMALL)
+    with pytest.raises(ValueError, match=r"WrongInputController failed on inputs of shape \(2, 11\).*controller_input_size"):
+        NTM(cfg, rngs=nnx.Rngs(0), controller=WrongInputController(cfg.input_size, 10, rngs=nnx.Rngs(1)))
+    with pytest.raises(ValueError, match=r"outputs of shape \(batch, output_size\) = \(2, 10\).*\(2, 12\)"):
+        NTM(cfg, rngs=nnx.Rngs(0), controller=WideOutputController(cfg.controller_input_size, rngs=nnx.Rngs(1)))
+    with pytest.raises(ValueError, match=r"state like the one initialize_state gives \(\(2, 10\) float32\)"):
+        NTM(cfg, rngs=nnx.Rngs(0), controller=GrowingStateController(cfg.controller_input_size, 10, rngs=nnx.Rngs(1)))
+
+
+def test_checking_a_user_controller_leaves_it_unchanged():
+    cfg = NTMConfig(**SMALL)
+    controller = TinyGRUController(cfg.controller_input_size, 10, rngs=nnx.Rngs(3))
+    before = jax.tree.map(np.asarray, nnx.state(controller))
+    NTM(cfg, rngs=nnx.Rngs(0), controller=controller)
+    after = jax.tree.map(np.asarray, nnx.state(controller))
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_config_records_a_user_controller_and_needs_it_back():
+    cfg = NTMConfig(**SMALL)
+    model = NTM(cfg, rngs=nnx.Rngs(0), controller=TinyGRUController(cfg.controller_input_size, 10, rngs=nnx.Rngs(3)))
+    assert model.config.controller == f"user:{__name__}.TinyGRUController"
+    assert model.cell.config == model.config and model.config.user_controller
+    assert cfg.controller == "lstm"  # the caller's config is not changed
+    with pytest.raises(ValueError, match="user controller; pass that module as controller="):
+        NTM(model.config, rngs=nnx.Rngs(0))
+
+
+def test_help_of_the_layer_describes_its_call_options():
+    import pydoc
+
+    text = pydoc.render_doc(ntm.NTM, renderer=pydoc.plaintext)
+    for option in ("initial_carry", "lengths", "mask", "return_carry", "trace", "rngs", "remat", "dtype"):
+        assert option in text
+    assert "NaN" in text and "under jit" in text

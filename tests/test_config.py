@@ -54,3 +54,41 @@ def test_config_is_frozen():
     cfg = NTMConfig(input_size=3, output_size=2)
     with pytest.raises(Exception):
         cfg.memory_slots = 4
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
+    import json
+
+    import numpy as np
+
+    cfg = NTMConfig(input_size=np.int64(4), output_size=np.int32(3), memory_slots=np.uint8(16),
+                    memory_init_value=np.float32(0.5), clip_value=np.float64(10))
+    assert (cfg.input_size, cfg.output_size, cfg.memory_slots) == (4, 3, 16)
+    assert type(cfg.input_size) is int and type(cfg.memory_init_value) is float and type(cfg.clip_value) is float
+    assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
+    assert NTMConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("config_class", ["ntm", "dnc", "lstm"])
+def test_dtypes_are_named_and_checked_on_every_config(config_class):
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ntm import models
+
+    cls = models.get(config_class).config_class
+    assert cls(input_size=np.int64(3), output_size=2).dtype == "float32"
+    cfg = cls(input_size=3, output_size=2, dtype=jnp.bfloat16, param_dtype=np.float64)
+    assert (cfg.dtype, cfg.param_dtype) == ("bfloat16", "float64")
+    for field, value in [("dtype", "float16"), ("dtype", "int32"), ("param_dtype", 5), ("param_dtype", None)]:
+        with pytest.raises(ValueError, match=field):
+            cls(input_size=3, output_size=2, **{field: value})
+
+
+def test_controller_input_size_and_user_controller_names():
+    cfg = NTMConfig(input_size=9, output_size=8, read_heads=2, memory_width=20)
+    assert cfg.controller_input_size == 9 + 2 * 20
+    assert not cfg.user_controller
+    assert NTMConfig(input_size=9, output_size=8, controller="user:pkg.Mine").user_controller
+    with pytest.raises(ValueError, match="controller must name the class"):
+        NTMConfig(input_size=9, output_size=8, controller="user:")

@@ -9,78 +9,58 @@ initial weightings and reads).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+
+# DictConfig moved to ntm.dictconfig; re-exported here until train.py imports it from there.
+from ntm.dictconfig import (
+    CLIP_HELP,
+    DTYPE_HELP,
+    DTYPES,
+    PARAM_DTYPE_HELP,
+    DictConfig,
+    check_bool,
+    check_choice,
+    check_number,
+    option,
+)
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "random", "learned")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "gelu", "identity")
+# `controller` of a model built with a user's controller module: "user:<module>.<class>".
+USER_CONTROLLER_PREFIX = "user:"
 
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_clip_value(value: Any) -> None:
-    """A clip value is a positive finite number, or None for no clipping."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ValueError(f"clip_value must be a positive number or None, got {value!r}")
-
-
-class DictConfig:
-    """`to_dict` / `from_dict` / `replace` for frozen config dataclasses; unknown fields are an error."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]):
-        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
-        return cls(**values)
-
-    def replace(self, **changes: Any):
-        return dataclasses.replace(self, **changes)
-
-    def check_positive_ints(self, *names: str, minimum: int = 1) -> None:
-        """ValueError naming the first of these fields that is not an integer >= minimum."""
-        for name in names:
-            _check_positive_int(name, getattr(self, name), minimum)
+__all__ = ["ACTIVATIONS", "CONTROLLERS", "MEMORY_INITS", "USER_CONTROLLER_PREFIX", "DictConfig", "NTMConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
 class NTMConfig(DictConfig):
-    """Sizes and choices of an NTM. Bad values raise ValueError naming the field."""
+    """Sizes and choices of an NTM. Bad values raise ValueError naming the field.
+
+    `controller` is "lstm" or "feedforward"; an NTM built with a user's controller module records
+    "user:<module>.<class>" here, so a saved config says what it ran with (`ntm.load` then needs
+    that controller passed in). `dtype` is the dtype of the computation, carry and outputs;
+    `param_dtype` that of the parameters ("float64" needs `jax.config.update("jax_enable_x64", True)`).
+    """
 
     input_size: int
     output_size: int
-    memory_slots: int = 128
-    memory_width: int = 20
-    read_heads: int = 1
-    write_heads: int = 1
-    shift_range: int = 3
-    controller: str = "lstm"
-    controller_layers: int = 1
-    controller_units: int = 100
-    controller_activation: str = "tanh"
-    memory_init: str = "constant"
-    memory_init_value: float = 1e-6
-    learn_initial_weights: bool = False
-    learn_initial_reads: bool = False
-    clip_value: float | None = 20.0
+    memory_slots: int = option(128, "memory slots N")
+    memory_width: int = option(20, "width M of each memory slot")
+    read_heads: int = option(1, "read heads")
+    write_heads: int = option(1, "write heads")
+    shift_range: int = option(3, "size of the shift kernel (odd; 3 = shifts -1, 0, +1)")
+    controller: str = option("lstm", "the controller network", CONTROLLERS)
+    controller_layers: int = option(1, "controller layers")
+    controller_units: int = option(100, "units per controller layer")
+    controller_activation: str = option("tanh", "activation of the feedforward controller", ACTIVATIONS)
+    memory_init: str = option("constant", "initial memory: constant (Collier & Beel), random, or learned",
+                              MEMORY_INITS)
+    memory_init_value: float = option(1e-6, "value of the constant (and start of the learned) memory")
+    learn_initial_weights: bool = option(False, "learn the initial weightings instead of starting at slot 0")
+    learn_initial_reads: bool = option(False, "learn the initial read vectors")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
@@ -92,19 +72,32 @@ class NTMConfig(DictConfig):
                 f"shift_range must be at most memory_slots ({self.memory_slots}), "
                 f"got {self.shift_range}"
             )
-        _check_choice("controller", self.controller, CONTROLLERS)
+        if not self.user_controller:
+            check_choice("controller", self.controller, CONTROLLERS)
+        elif len(self.controller) == len(USER_CONTROLLER_PREFIX):
+            raise ValueError(f"controller must name the class after {USER_CONTROLLER_PREFIX!r}, got {self.controller!r}")
         self.check_positive_ints("controller_layers", "controller_units")
-        _check_choice("controller_activation", self.controller_activation, ACTIVATIONS)
-        _check_choice("memory_init", self.memory_init, MEMORY_INITS)
-        if isinstance(self.memory_init_value, bool) or not isinstance(
-            self.memory_init_value, (int, float)
-        ):
-            raise ValueError(f"memory_init_value must be a number, got {self.memory_init_value!r}")
-        if not abs(self.memory_init_value) < float("inf"):
-            raise ValueError(f"memory_init_value must be finite, got {self.memory_init_value!r}")
-        _check_bool("learn_initial_weights", self.learn_initial_weights)
-        _check_bool("learn_initial_reads", self.learn_initial_reads)
-        check_clip_value(self.clip_value)
+        check_choice("controller_activation", self.controller_activation, ACTIVATIONS)
+        check_choice("memory_init", self.memory_init, MEMORY_INITS)
+        self._store("memory_init_value", check_number("memory_init_value", self.memory_init_value))
+        check_bool("learn_initial_weights", self.learn_initial_weights)
+        check_bool("learn_initial_reads", self.learn_initial_reads)
+        self.normalize_clip_value()
+        self.normalize_dtypes()
+
+    @property
+    def user_controller(self) -> bool:
+        """Whether this config was recorded for a user's own controller module."""
+        return isinstance(self.controller, str) and self.controller.startswith(USER_CONTROLLER_PREFIX)
+
+    @property
+    def controller_input_size(self) -> int:
+        """The width of what the controller receives each step: the input and every previous read.
+
+        A user controller must accept inputs [B, controller_input_size] and return outputs
+        [B, output_size] for its own `output_size` (the heads and output layer are sized from it).
+        """
+        return self.input_size + self.read_heads * self.memory_width
 
     @property
     def head_parameter_size(self) -> int:

@@ -56,7 +56,13 @@ class NTMHeads(nnx.Module):
 
     def __init__(self, controller_size: int, config: NTMConfig, *, rngs: nnx.Rngs):
         self.config = config
-        self.projection = nnx.Linear(controller_size, config.head_parameter_size, rngs=rngs)
+        self.projection = nnx.Linear(
+            controller_size,
+            config.head_parameter_size,
+            dtype=jnp.dtype(config.dtype),
+            param_dtype=jnp.dtype(config.param_dtype),
+            rngs=rngs,
+        )
 
     def __call__(self, controller_output: jax.Array) -> tuple[HeadParameters, WriteVectors]:
         raw = self.projection(controller_output)

@@ -45,6 +45,18 @@ def get(name: str) -> ModelSpec:
     return _MODELS[name]
 
 
+def name_of(model: Any) -> str:
+    """The registry name of a model instance (its class, or the nearest registered base class)."""
+    for kind in type(model).__mro__:
+        for spec in _MODELS.values():
+            if spec.model_class is kind:
+                return spec.name
+    raise ValueError(
+        f"{type(model).__name__} is not a registered model; registered: "
+        + ", ".join(f"{spec.name} ({spec.model_class.__name__})" for spec in _MODELS.values())
+    )
+
+
 def build_config(name: str, values: dict[str, Any]):
     """The named model's config from a dict of field values (unknown fields are an error)."""
     return get(name).config_class.from_dict(values)

@@ -14,24 +14,30 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm.cell import SequenceModel
-from ntm.config import DictConfig, check_clip_value
 from ntm.controllers import LSTMController
+from ntm.dictconfig import CLIP_HELP, DTYPE_HELP, DTYPES, PARAM_DTYPE_HELP, DictConfig, option
+from ntm.sequence import SequenceModel, check_dtype_available
 
 
 @dataclasses.dataclass(frozen=True)
 class LSTMConfig(DictConfig):
-    """Sizes of the LSTM baseline. Bad values raise ValueError naming the field."""
+    """Sizes of the LSTM baseline. Bad values raise ValueError naming the field.
+
+    `dtype` is the dtype of the computation, carry and outputs; `param_dtype` that of the parameters.
+    """
 
     input_size: int
     output_size: int
-    layers: int = 3
-    units: int = 256
-    clip_value: float | None = 20.0
+    layers: int = option(3, "LSTM layers")
+    units: int = option(256, "units per LSTM layer")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "layers", "units")
-        check_clip_value(self.clip_value)
+        self.normalize_clip_value()
+        self.normalize_dtypes()
 
 
 class LSTMStepTrace(NamedTuple):
@@ -39,22 +45,32 @@ class LSTMStepTrace(NamedTuple):
 
 
 class LSTMModel(SequenceModel):
-    """Stacked LSTM: inputs [B,T,input_size] -> logits [B,T,output_size]; call options as `ntm.NTM`."""
+    """Stacked LSTM: inputs [B,T,input_size] -> logits [B,T,output_size], one `lax.scan`.
+
+    `model(inputs, *, initial_carry=None, lengths=None, mask=None, return_carry=False, trace=False,
+    rngs=None, remat=False)`, as for `ntm.NTM` (see `SequenceModel.__call__`): the carry is a tuple
+    of (cell, hidden) per layer, the trace an `LSTMStepTrace` (zero at padded steps); `rngs` is
+    accepted for the common interface and unused.
+    """
 
     display_name = "LSTM"
 
     def __init__(self, config: LSTMConfig, *, rngs: nnx.Rngs):
         if not isinstance(config, LSTMConfig):
             raise ValueError(f"config must be an LSTMConfig, got {type(config).__name__}")
+        check_dtype_available(config)
         self.config = config
-        self.lstm = LSTMController(config.input_size, config.units, config.layers, rngs=rngs)
-        self.output = nnx.Linear(config.units, config.output_size, rngs=rngs)
+        dtypes = dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
+        self.lstm = LSTMController(config.input_size, config.units, config.layers, rngs=rngs, **dtypes)
+        self.output = nnx.Linear(config.units, config.output_size, rngs=rngs, **dtypes)
 
     def initial_state(self, batch: int, rngs=None):
+        """Zero (cell, hidden) of every layer for `batch` sequences."""
         return self.lstm.initialize_state(batch)
 
     def step(self, carry, inputs):
-        carry, hidden = self.lstm(carry, inputs)
+        """One step: (carry, x[B,input_size]) -> (carry, logits[B,output_size], LSTMStepTrace)."""
+        carry, hidden = self.lstm(carry, inputs.astype(jnp.dtype(self.config.dtype)))
         logits = self.output(hidden)
         if self.config.clip_value is not None:
             logits = jnp.clip(logits, -self.config.clip_value, self.config.clip_value)

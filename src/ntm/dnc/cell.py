@@ -7,7 +7,7 @@ usage) and content lookup on the previous memory; memory is erased then added to
 link matrix and precedence are updated; each read head mixes backward, content (on the new
 memory) and forward weightings by its read modes and reads the new memory; the output layer
 sees the controller output and the new reads. `DNC` runs the cell over a batch-first sequence
-through `ntm.cell.SequenceModel`, with the same masking, carry and trace options as `ntm.NTM`.
+through `ntm.sequence.SequenceModel`, with the same masking, carry and trace options as `ntm.NTM`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ntm import addressing, memory as memory_ops
-from ntm.cell import SequenceModel
 from ntm.controllers import LSTMController
 from ntm.dnc import addressing as dnc_addressing
 from ntm.dnc.config import DNCConfig
+from ntm.sequence import SequenceModel, check_dtype_available
 
 
 class DNCState(NamedTuple):
@@ -115,13 +115,16 @@ class DNCCell(nnx.RNNCellBase):
     def __init__(self, config: DNCConfig, *, rngs: nnx.Rngs):
         if not isinstance(config, DNCConfig):
             raise ValueError(f"config must be a DNCConfig, got {type(config).__name__}")
+        check_dtype_available(config)
         self.config = config
+        self.dtype = jnp.dtype(config.dtype)
+        dtypes = dict(dtype=self.dtype, param_dtype=jnp.dtype(config.param_dtype))
         reads_size = config.read_heads * config.memory_width
         self.controller = LSTMController(
-            config.input_size + reads_size, config.controller_units, config.controller_layers, rngs=rngs
+            config.input_size + reads_size, config.controller_units, config.controller_layers, rngs=rngs, **dtypes
         )
-        self.interface = nnx.Linear(config.controller_units, config.interface_size, rngs=rngs)
-        self.output = nnx.Linear(config.controller_units + reads_size, config.output_size, rngs=rngs)
+        self.interface = nnx.Linear(config.controller_units, config.interface_size, rngs=rngs, **dtypes)
+        self.output = nnx.Linear(config.controller_units + reads_size, config.output_size, rngs=rngs, **dtypes)
 
     @property
     def num_feature_axes(self) -> int:
@@ -130,28 +133,33 @@ class DNCCell(nnx.RNNCellBase):
     def initialize_carry(
         self, input_shape: tuple[int, ...], rngs: nnx.Rngs | None = None, carry_init=None
     ) -> DNCState:
-        """The state before the first step, for inputs of shape `(B, input_size)`: all zeros,
-        as in the paper (empty memory, nothing used, no links, no reads). `rngs` is unused."""
+        """The state before the first step, for inputs of shape `(B, input_size)`: all zeros in
+        `config.dtype`, as in the paper (empty memory, nothing used, no links, no reads). `rngs` is unused."""
         if len(input_shape) != 2:
             raise ValueError(f"input_shape must be (batch, input_size), got {tuple(input_shape)}")
         cfg = self.config
         batch = input_shape[0]
+        if batch < 1:
+            raise ValueError(f"DNCCell needs a batch of at least one sequence, got input shape {tuple(input_shape)}")
         n, m, r, w = cfg.memory_slots, cfg.memory_width, cfg.read_heads, cfg.write_heads
+        zeros = lambda *shape: jnp.zeros((batch,) + shape, self.dtype)
         return DNCState(
-            memory=jnp.zeros((batch, n, m), jnp.float32),
-            usage=jnp.zeros((batch, n), jnp.float32),
-            link=jnp.zeros((batch, w, n, n), jnp.float32),
-            precedence=jnp.zeros((batch, w, n), jnp.float32),
-            read_weights=jnp.zeros((batch, r, n), jnp.float32),
-            write_weights=jnp.zeros((batch, w, n), jnp.float32),
-            reads=jnp.zeros((batch, r, m), jnp.float32),
+            memory=zeros(n, m),
+            usage=zeros(n),
+            link=zeros(w, n, n),
+            precedence=zeros(w, n),
+            read_weights=zeros(r, n),
+            write_weights=zeros(w, n),
+            reads=zeros(r, m),
             controller=self.controller.initialize_state(batch),
         )
 
     def step(self, carry: DNCState, inputs: jax.Array) -> tuple[DNCState, jax.Array, DNCStepTrace]:
         """One step with its trace: (carry, x[B,D]) -> (carry, logits[B,out], DNCStepTrace)."""
+        self.check_step(carry, inputs)
         cfg = self.config
         batch = inputs.shape[0]
+        inputs = inputs.astype(self.dtype)
         controller_input = jnp.concatenate([inputs, carry.reads.reshape(batch, -1)], axis=-1)
         controller_state, hidden = self.controller(carry.controller, controller_input)
         hidden = self.clip(hidden)
@@ -185,6 +193,21 @@ class DNCCell(nnx.RNNCellBase):
         )
         return state, logits, trace
 
+    def check_step(self, carry: DNCState, inputs: jax.Array) -> None:
+        """ValueError, before any JAX op, for inputs or a carry that do not fit this cell."""
+        shape = tuple(getattr(inputs, "shape", ()))
+        if len(shape) != 2 or shape[1] != self.config.input_size:
+            raise ValueError(f"DNCCell inputs must have shape [batch, {self.config.input_size}], got {shape}")
+        if shape[0] < 1:
+            raise ValueError(f"DNCCell needs a batch of at least one sequence, got inputs of shape {shape}")
+        if not isinstance(carry, DNCState):
+            raise ValueError(f"DNCCell carry must be a DNCState (from initialize_carry), got {type(carry).__name__}")
+        if carry.memory.shape[0] != shape[0]:
+            raise ValueError(
+                f"the carry holds {carry.memory.shape[0]} sequences but the inputs {shape[0]}; "
+                "make the carry with initialize_carry for this batch size"
+            )
+
     def clip(self, values: jax.Array) -> jax.Array:
         if self.config.clip_value is None:
             return values
@@ -196,11 +219,14 @@ class DNCCell(nnx.RNNCellBase):
 
 
 class DNC(SequenceModel):
-    """The DNC sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size].
+    """The DNC sequence layer: inputs [B,T,input_size] -> logits [B,T,output_size], one `lax.scan`.
 
-    Call options are those of `ntm.cell.SequenceModel`, as for `ntm.NTM`; the carry is a
-    `DNCState` and the trace a `DNCStepTrace`. `rngs` is accepted for the common interface; the
-    DNC's initial state is not random.
+    `model(inputs, *, initial_carry=None, lengths=None, mask=None, return_carry=False, trace=False,
+    rngs=None, remat=False)`, as for `ntm.NTM` (see `SequenceModel.__call__`): the carry is a
+    `DNCState`, the trace a `DNCStepTrace` (zero at padded steps); lengths/mask mark the real
+    steps, and padded ones touch neither outputs, carry nor gradients. `rngs` is accepted for the
+    common interface; the DNC's initial state is not random. Computation, carry and logits are in
+    `config.dtype`; parameters in `config.param_dtype`.
     """
 
     display_name = "DNC"
@@ -210,7 +236,9 @@ class DNC(SequenceModel):
         self.cell = DNCCell(config, rngs=rngs)
 
     def initial_state(self, batch: int, rngs=None) -> DNCState:
+        """The all-zero `DNCState` before the first step for `batch` sequences."""
         return self.cell.initialize_carry((batch, self.config.input_size), rngs)
 
     def step(self, carry: DNCState, inputs: jax.Array):
+        """One step: (DNCState, x[B,input_size]) -> (DNCState, logits[B,output_size], DNCStepTrace)."""
         return self.cell.step(carry, inputs)

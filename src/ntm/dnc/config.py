@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ntm.config import DictConfig, check_clip_value
+from ntm.dictconfig import CLIP_HELP, DTYPE_HELP, DTYPES, PARAM_DTYPE_HELP, DictConfig, option
 
 # Read modes per read head with one write head: backward, content, forward.
 READ_MODES = 3
@@ -18,17 +18,22 @@ READ_MODES = 3
 
 @dataclasses.dataclass(frozen=True)
 class DNCConfig(DictConfig):
-    """Sizes of a DNC. Bad values raise ValueError naming the field."""
+    """Sizes of a DNC. Bad values raise ValueError naming the field.
+
+    `dtype` is the dtype of the computation, carry and outputs; `param_dtype` that of the parameters.
+    """
 
     input_size: int
     output_size: int
-    memory_slots: int = 32
-    memory_width: int = 20
-    read_heads: int = 1
-    write_heads: int = 1
-    controller_units: int = 100
-    controller_layers: int = 1
-    clip_value: float | None = 20.0
+    memory_slots: int = option(32, "memory slots N")
+    memory_width: int = option(20, "width M of each memory slot")
+    read_heads: int = option(1, "read heads")
+    write_heads: int = option(1, "write heads")
+    controller_units: int = option(100, "units per controller layer")
+    controller_layers: int = option(1, "controller layers")
+    clip_value: float | None = option(20.0, CLIP_HELP)
+    dtype: str = option("float32", DTYPE_HELP, DTYPES)
+    param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
     def __post_init__(self) -> None:
         self.check_positive_ints("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
@@ -39,7 +44,8 @@ class DNCConfig(DictConfig):
                 f"got {self.write_heads!r}"
             )
         self.check_positive_ints("controller_units", "controller_layers")
-        check_clip_value(self.clip_value)
+        self.normalize_clip_value()
+        self.normalize_dtypes()
 
     @property
     def interface_size(self) -> int:

@@ -21,10 +21,10 @@ from flax import nnx
 from rich.table import Table
 
 from ntm import tasks
-from ntm.cell import count_params
-from ntm.rundir import read_metrics, read_run_config
 from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, verdict_text
 from ntm.plots import figures
+from ntm.rundir import read_metrics, read_run_config
+from ntm.sequence import count_params
 
 REPORT_FILE = "report.md"
 LEARNING_CURVE_FILE = "learning_curve.png"
@@ -91,7 +91,12 @@ class ShowResult(NamedTuple):
 def trace_sample(run: LoadedRun, length: int | None = None, seed: int = 0) -> TracedSample:
     """One fresh sequence at `length` (the task's generalisation value; default its training
     maximum) through the run's model with `trace=True`."""
-    task = run.task
+    return trace_model_sample(run.model, run.task, length, seed)
+
+
+def trace_model_sample(model: nnx.Module, task, length: int | None = None, seed: int = 0) -> TracedSample:
+    """One fresh sequence of `task` at `length` (default: the task's training maximum) through
+    `model` with `trace=True`; samples come from their own seeds, apart from training data."""
     value = training_maximum(task) if length is None else length
     if value is None:
         value = task.default_eval_values[0]
@@ -102,15 +107,16 @@ def trace_sample(run: LoadedRun, length: int | None = None, seed: int = 0) -> Tr
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     batch = task.sample(np.random.default_rng(SHOW_SEED + seed), 1, **difficulty)
-    graphdef, params = nnx.split(run.model, nnx.Param)
-    logits, trace = traced_forward(graphdef, params, batch.inputs, batch.lengths, jax.random.key(seed))
+    # All of the model's state, not only nnx.Param: a layer may hold its own random stream.
+    graphdef, state = nnx.split(model)
+    logits, trace = traced_forward(graphdef, state, batch.inputs, batch.lengths, jax.random.key(seed))
     return TracedSample(batch, np.asarray(logits), jax.device_get(trace), value)
 
 
 @partial(jax.jit, static_argnums=0)
-def traced_forward(graphdef, params, inputs, lengths, key):
+def traced_forward(graphdef, state, inputs, lengths, key):
     """The model's logits and trace, compiled once per model structure and sequence shape."""
-    return nnx.merge(graphdef, params)(inputs, lengths=lengths, trace=True, rngs=key)
+    return nnx.merge(graphdef, state)(inputs, lengths=lengths, trace=True, rngs=key)
 
 
 def show_title(run: LoadedRun, value: int) -> str:

@@ -1,0 +1,116 @@
+"""The pretrained-model commands of the `ntm` command line: `ntm pretrained` and `ntm demo TASK`.
+
+`ntm pretrained` prints the table of models shipped in the package with their figures;
+`ntm demo TASK` draws a fresh sample of the task through the shipped model, writes the trace
+picture (`ntm.plots.figures.plot_trace`) and prints its errors. `ntm.cli.build_parser` calls
+`add_commands(subparsers)`; each handler takes the parsed arguments and a stderr console and
+returns an exit status; bad input raises ValueError, which `ntm.cli.main` prints as one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ntm import saving
+
+
+def add_commands(commands) -> None:
+    """Register `pretrained` and `demo` on the `ntm` subparsers object."""
+    listing = commands.add_parser("pretrained", help="list the pretrained models shipped with ntm and their figures")
+    listing.set_defaults(handler=run_pretrained)
+
+    demo = commands.add_parser("demo", help="draw a fresh sample through a pretrained model: trace picture and errors")
+    demo.add_argument("name", metavar="TASK", help="a pretrained model (see ntm pretrained), named by its task")
+    demo.add_argument("--length", type=int, default=None, metavar="L",
+                      help="sequence length (or item count) of the sample; default: the training maximum")
+    demo.add_argument("--seed", type=int, default=0, help="which sample to draw (default 0)")
+    demo.add_argument("--out", default=None, metavar="FILE.png", help="default ./demo-TASK-lengthL.png")
+    demo.set_defaults(handler=run_demo)
+
+
+def eval_summary(entry: dict[str, Any]) -> str:
+    """'length 10: 0, 20: 0.02, 40: 1.3' : bit errors per sequence at each evaluated value."""
+    key = entry.get("eval_key", "value")
+    rows = entry.get("eval_rows") or []
+    if not rows:
+        return "not evaluated"
+    parts = [f"{row[key]}: {row['bit_errors']:.3g}" for row in rows]
+    return f"{key} " + ", ".join(parts)
+
+
+def pretrained_table(index: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="pretrained models (ntm.pretrained(NAME), ntm demo NAME)")
+    for column, justify in (("name", "left"), ("task", "left"), ("model", "left"), ("parameters", "right"),
+                            ("training sequences", "right"), ("wall time", "right"),
+                            ("bit errors per sequence", "left")):
+        table.add_column(column, justify=justify)
+    for name in sorted(index):
+        entry = index[name]
+        options = ", ".join(f"{key}={value}" for key, value in (entry.get("task_options") or {}).items())
+        table.add_row(
+            name,
+            entry["task"] + (f" ({options})" if options else ""),
+            entry["model"],
+            f"{entry['parameters']:,}",
+            f"{entry['training_sequences']:,}",
+            f"{entry['wall_time']:.1f} s",
+            eval_summary(entry),
+        )
+    return table
+
+
+def run_pretrained(args, console: Console) -> int:
+    index = saving.read_index()
+    if not index:
+        print(f"no pretrained models are shipped in this installation ({saving.PRETRAINED_ROOT})")
+        return 0
+    Console().print(pretrained_table(index))
+    return 0
+
+
+class DemoResult(NamedTuple):
+    path: Path
+    key: str  # the task's generalisation quantity: "length", "items", ...
+    value: int
+    bit_errors: int
+    scored_bits: int
+    cost: float  # bits, for this one sequence
+
+
+def demo(name: str, length: int | None = None, seed: int = 0, out: Path | str | None = None) -> DemoResult:
+    """A fresh sample of pretrained model `name`'s task through it, drawn as a trace picture."""
+    from ntm import metrics, tasks
+    from ntm.plots import figures
+    from ntm.plots.runs import difficulty_text, trace_model_sample, value_text
+
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+    entry = saving.pretrained_entry(name)
+    task = tasks.get(entry["task"], **(entry.get("task_options") or {}))
+    model = saving.pretrained(name)
+    sample = trace_model_sample(model, task, length, seed)
+    key = task.generalisation_key
+    path = Path(out) if out is not None else Path(f"demo-{name}-{key}{sample.value}.png")
+    title = (f"{entry['task']}: pretrained {entry['model']} at {value_text(task, sample.value)} "
+             f"(trained on {difficulty_text(task)})")
+    _, facts = figures.trace_panels(sample.batch, sample.logits, sample.trace)
+    figures.plot_trace(sample.batch, sample.logits, sample.trace, title, path)
+    cost = float(np.asarray(metrics.bit_cross_entropy(sample.logits, sample.batch.targets, sample.batch.mask))[0])
+    return DemoResult(path, key, sample.value, int(facts["errors"].sum()), facts["scored_bits"], cost)
+
+
+def run_demo(args, console: Console) -> int:
+    if args.seed < 0:
+        raise ValueError(f"ntm demo: --seed must be >= 0, got {args.seed}")
+    try:
+        result = demo(args.name, args.length, args.seed, args.out)
+    except ValueError as error:
+        raise ValueError(f"ntm demo: {error}") from None
+    print(f"{args.name} at {result.key} {result.value}: {result.bit_errors} bit errors out of {result.scored_bits} scored bits, "
+          f"cost {result.cost:.3f} bits; figure written to {result.path}")
+    return 0
