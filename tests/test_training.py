@@ -237,3 +237,12 @@ def test_lstm_baseline_trains_through_the_same_loop(tmp_path):
     train(settings, run_dir=tmp_path / "lstm", console=QUIET, progress=False)
     costs = [r["cost"] for r in training_rows(tmp_path / "lstm")]
     assert np.mean(costs[-3:]) < 0.7 * np.mean(costs[:2])
+
+
+def test_a_model_with_its_own_random_stream_trains_and_evaluates(tmp_path):
+    """A random-memory NTM holds an nnx.Rngs beside its parameters: training passes keys, the rest stays."""
+    settings = tiny_settings(steps=10, model_options={**TINY_NTM, "memory_init": "random"}, eval_every=5)
+    result = train(settings, run_dir=tmp_path / "random", console=QUIET, progress=False)
+    assert result.step == 10 and np.isfinite(result.last["cost"])
+    _, rows = evaluate_run(tmp_path / "random", [2], sequences=100)
+    assert np.isfinite(rows[0]["cost"])

@@ -19,8 +19,7 @@ from ntm import addressing, memory as memory_ops
 from ntm.config import USER_CONTROLLER_PREFIX, NTMConfig
 from ntm.controllers import build_controller, check_controller
 from ntm.heads import NTMHeads
-# count_params is re-exported here until train.py and multiseed.py import it from ntm.sequence.
-from ntm.sequence import SequenceModel, check_dtype_available, count_params  # noqa: F401
+from ntm.sequence import SequenceModel, check_dtype_available
 
 # Truncated-normal scale of `memory_init="random"`, as in Collier & Beel's random scheme.
 RANDOM_MEMORY_STDDEV = 0.5

@@ -123,10 +123,11 @@ def build_parser():
                           help="fresh sequences per test value (default 1000)")
     evaluate.set_defaults(handler=run_eval)
 
-    from ntm import reproduce, sweep
+    from ntm import pretrained_cli, reproduce, sweep
     from ntm.plots import add_commands as add_picture_commands
 
     add_picture_commands(commands)
+    pretrained_cli.add_commands(commands)
     reproduce.add_commands(commands)
     sweep.add_commands(commands)
     return parser

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-# DictConfig moved to ntm.dictconfig; re-exported here until train.py imports it from there.
 from ntm.dictconfig import (
     CLIP_HELP,
     DTYPE_HELP,

@@ -83,11 +83,11 @@ def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = 
     """Means per sequence (with 95 % intervals) over `sequences` fresh sequences at each value of the
     task's generalisation quantity; a row's `solved` applies the task's criterion to it."""
     difficulties = [task.eval_difficulty(value) for value in values]  # ValueError for an impossible value
-    graphdef, params = nnx.split(model, nnx.Param)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     stacked = jax.tree.map(lambda leaf: leaf[None], params)
     rows = []
     for value, difficulty in zip(values, difficulties):
-        judge = Judge(task, graphdef, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty))
+        judge = Judge(task, graphdef, rest, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty))
         started = time.perf_counter()
         stats = judge.measure(stacked, difficulty, sequences, np.random.default_rng(seed + value))[0]
         verdict = summarize(task, stats)

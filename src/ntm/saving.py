@@ -41,7 +41,7 @@ PARAMS_DIR = "params"
 FORMAT = "ntm-model"
 FORMAT_VERSION = 1
 # The shipped models; a module constant so tests (and the lead's shipping script) can point elsewhere.
-PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained_models"
 INDEX_FILE = "index.json"
 PRETRAINED_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 

@@ -56,11 +56,12 @@ def summarize(task, stats: dict[str, np.ndarray]) -> Verdict:
 class Judge:
     """Held-out evaluation of K seeds at once, in chunks of `chunk` sequences padded to `pad_to` steps."""
 
-    def __init__(self, task, graphdef, *, chunk: int, pad_to: int):
+    def __init__(self, task, graphdef, rest=None, *, chunk: int, pad_to: int):
+        """`rest`: the model's state besides its parameters, held fixed (see `step.make_grad_fn`)."""
         self.task, self.chunk, self.pad_to = task, chunk, pad_to
 
         def seed_stats(params, batch, key):
-            logits = nnx.merge(graphdef, params)(batch.inputs, lengths=batch.lengths, rngs=key)
+            logits = nnx.merge(graphdef, params, *([rest] if rest is not None else []))(batch.inputs, lengths=batch.lengths, rngs=key)
             return task.sequence_stats(logits, batch)
 
         self.stats_fn = jax.jit(jax.vmap(seed_stats, in_axes=(0, None, None)))

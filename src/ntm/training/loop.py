@@ -37,7 +37,7 @@ from ntm.rundir import (
     truncate_metrics,
     write_json_atomically,
 )
-from ntm.cell import count_params
+from ntm.sequence import count_params
 from ntm.training import curriculum as curricula
 from ntm.training.judge import Judge, Verdict
 from ntm.training.logs import MetricsLog, make_progress, window_means
@@ -175,13 +175,15 @@ def train(
     pad_to = max(task.max_steps(**level) for level in levels)  # one batch shape: one compile
     built = [build_model(s, task) for s in seed_settings]
     model_config = built[0][1]
-    graphdef = nnx.split(built[0][0], nnx.Param)[0]
-    params = stack([nnx.split(model, nnx.Param)[1] for model, _ in built])
+    # Parameters train; the rest of a model's state (a random-memory NTM's own random stream) stays
+    # as it was built: training passes a fresh key every step instead.
+    graphdef, _, rest = nnx.split(built[0][0], nnx.Param, ...)
+    params = stack([nnx.state(model, nnx.Param) for model, _ in built])
     tx = make_optimizer(settings)
     opt_state = jax.vmap(tx.init)(params)
-    train_step = compile_step(make_grad_fn(graphdef, settings.remat),
+    train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat),
                                        make_apply_fn(tx, settings.fault_rate), seeds=K, batch_size=B, devices=devices)
-    judge = Judge(task, graphdef, chunk=settings.screen_sequences, pad_to=pad_to)
+    judge = Judge(task, graphdef, rest, chunk=settings.screen_sequences, pad_to=pad_to)
 
     # the run directories: locked, then created or restored
     locks = []
@@ -363,7 +365,7 @@ def restore_seeds(state: TrainState, saves, dirs, seed_settings, built, console)
     """Every seed's newest checkpoint, restored into the stacked state; metrics after it are dropped."""
     progress = []
     for k, (checkpoints, d) in enumerate(zip(saves, dirs)):
-        template = nnx.split(built[k][0], nnx.Param)[1]
+        template = nnx.state(built[k][0], nnx.Param)
         opt_template = unstack(state.opt_state, k)
         step, params, opt_state, saved = checkpoints.restore(nnx.to_pure_dict(template), opt_template)
         nnx.replace_by_pure_dict(template, params)

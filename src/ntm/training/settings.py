@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ntm import tasks
-from ntm.config import DictConfig
+from ntm.dictconfig import DictConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
 CURRICULA = ("none", "levels", "exp3s")

@@ -45,11 +45,14 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def make_grad_fn(graphdef, remat: bool = False):
-    """(params, batch, key) -> (grads, stats): stats are batch means of loss, cost and bit errors."""
+def make_grad_fn(graphdef, rest=None, remat: bool = False):
+    """(params, batch, key) -> (grads, stats): stats are batch means of loss, cost and bit errors.
+
+    `rest` is the model's state besides its parameters (from `nnx.split(model, nnx.Param, ...)`), held fixed.
+    """
 
     def loss_fn(params, batch, key):
-        model = nnx.merge(graphdef, params)
+        model = nnx.merge(graphdef, params, *([rest] if rest is not None else []))
         logits = model(batch.inputs, lengths=batch.lengths, rngs=key, remat=remat)
         return metrics.loss(logits, batch.targets, batch.mask), logits
 
