@@ -482,6 +482,53 @@ def test_ngrams_reference_costs_are_the_bayes_optimal_costs():
     np.testing.assert_allclose(task.reference_costs(batch), task.optimal_costs(batch))
 
 
+def perfect_logits(batch: Batch) -> np.ndarray:
+    """Logits whose thresholded outputs equal the targets everywhere."""
+    return np.where(batch.targets > 0.5, 10.0, -10.0).astype(np.float32)
+
+
+def test_repeat_copy_scores_the_end_marker_on_its_own():
+    task = tasks.get("repeat_copy")
+    batch = task.sample(np.random.default_rng(5), 4, pad_to=14, min_length=3, max_length=3, min_repeats=2,
+                        max_repeats=2)
+    assert (batch.lengths == 11).all()
+    marker = task.bits
+    logits = perfect_logits(batch)
+    # Sequence 0 emits the marker one step early (inside the answer, where it must stay off).
+    logits[0, 3 + 1 + 5, marker] = 10.0
+    # Sequence 1 misses the marker at the end (step L + 1 + L*R = 10).
+    logits[1, 10, marker] = -10.0
+    # Sequence 2 gets a payload bit wrong, which is a bit error but not an end-marker error.
+    logits[2, 3 + 1 + 2, 0] *= -1
+    # Sequence 3 emits the marker in the padding, which is not scored.
+    logits[3, 11:, marker] = 10.0
+    stats = {name: np.asarray(value) for name, value in task.sequence_stats(logits, batch).items()}
+    np.testing.assert_array_equal(stats["end_marker_errors"], [1, 1, 0, 0])
+    np.testing.assert_array_equal(stats["bit_errors"], [1, 1, 1, 0])
+
+
+def test_tasks_without_an_end_marker_report_cost_and_bit_errors_only():
+    for name in ("copy", "associative_recall", "ngrams", "priority_sort"):
+        task = tasks.get(name)
+        batch = task.sample(np.random.default_rng(0), 2)
+        assert set(task.sequence_stats(perfect_logits(batch), batch)) == {"cost", "bit_errors"}
+
+
+@pytest.mark.parametrize("name", PAPER_ORDER)
+def test_training_defaults_are_valid_settings_for_the_ntm(name):
+    from ntm.training import TrainSettings
+
+    defaults = tasks.get(name).training_defaults("ntm")
+    settings = TrainSettings.for_task(name)
+    for field, value in defaults.items():
+        if field != "model_options":
+            assert getattr(settings, field) == value
+    from ntm.config import NTMConfig
+
+    task = tasks.get(name)
+    NTMConfig(input_size=task.input_size, output_size=task.output_size, **defaults.get("model_options", {}))
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [

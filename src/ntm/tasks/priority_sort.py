@@ -29,6 +29,12 @@ class PrioritySortTask(Task):
     PAPER_DIFFICULTY = {"min_items": 20, "max_items": 20, "num_outputs": 16}
     generalisation_key = "items"
     DEFAULT_EVAL_VALUES = (10, 20, 30, 40)
+    # A learned initial memory lets content addressing tell slots apart, so a head can write where an
+    # item's priority points: 28 bit errors at 185,600 sequences against 35-40 for every constant-memory
+    # machine tried (more heads, two layers, feedforward, batch 32, a curriculum). None reached 1 %.
+    # The step cap is ~20 minutes on one core of this project's CPU.
+    TRAINING_DEFAULTS = {"ntm": {"lr": 1e-3, "batch_size": 8, "max_steps": 60_000,
+                                 "model_options": {"memory_init": "learned"}}}
 
     def __init__(self, *, bits: int = 8, **difficulty: Any):
         self.bits = check_int("bits", bits)
