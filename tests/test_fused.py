@@ -187,3 +187,68 @@ def test_bad_shapes_and_head_counts_are_refused():
         fused.memory_step(*inputs, read_heads=1, slots_last=True)
     with pytest.raises(ValueError, match="erase/add"):
         fused.memory_step(*inputs[:7], inputs[7][:, :, :3], inputs[8], read_heads=1)
+
+
+def _twin_models(**options):
+    """The same NTM (same parameters) with the fused and the plain memory step."""
+    from flax import nnx
+
+    from ntm import NTM, NTMConfig
+
+    made = {}
+    for step in ("fused", "plain"):
+        config = NTMConfig(input_size=5, output_size=4, memory_slots=12, memory_width=6, controller_units=16,
+                           memory_step=step, **options)
+        made[step] = NTM(config, rngs=nnx.Rngs(7))
+    return made["fused"], made["plain"]
+
+
+@pytest.mark.parametrize("options", [{}, {"read_heads": 2, "write_heads": 2, "learn_initial_reads": True},
+                                     {"memory_init": "learned", "learn_initial_weights": True}])
+def test_the_ntm_trains_the_same_with_either_memory_step(options):
+    from flax import nnx
+
+    from ntm import metrics
+
+    fused_model, plain_model = _twin_models(**options)
+    rng = np.random.default_rng(0)
+    inputs = jnp.asarray(rng.normal(size=(3, 9, 5)), jnp.float32)
+    targets = jnp.asarray(rng.integers(0, 2, (3, 9, 4)), jnp.float32)
+    lengths = jnp.array([9, 4, 7])
+    mask = jnp.arange(9)[None, :] < lengths[:, None]
+
+    def loss_and_grads(model):
+        graphdef, params = nnx.split(model, nnx.Param)
+
+        def loss(params):
+            logits = nnx.merge(graphdef, params)(inputs, lengths=lengths)
+            return metrics.loss(logits, targets, mask)
+
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    (fused_loss, fused_grads), (plain_loss, plain_grads) = loss_and_grads(fused_model), loss_and_grads(plain_model)
+    np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-5)
+    for g, w in zip(jax.tree.leaves(fused_grads), jax.tree.leaves(plain_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * max(1.0, float(jnp.max(jnp.abs(w)))))
+    # The carry given and returned is [B,N,M] with either step, and so is the trace's memory.
+    fused_carry, fused_logits, fused_trace = fused_model(inputs, return_carry=True, trace=True)
+    plain_carry, plain_logits, plain_trace = plain_model(inputs, return_carry=True, trace=True)
+    assert fused_carry.memory.shape == (3, 12, 6)
+    for g, w in zip(jax.tree.leaves((fused_carry, fused_logits, fused_trace)),
+                    jax.tree.leaves((plain_carry, plain_logits, plain_trace))):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    continued = fused_model(inputs, initial_carry=fused_carry)
+    np.testing.assert_allclose(continued, plain_model(inputs, initial_carry=plain_carry), rtol=1e-5, atol=1e-5)
+
+
+def test_the_cell_alone_takes_the_fused_step_on_a_slots_first_carry():
+    from flax import nnx
+
+    fused_model, plain_model = _twin_models()
+    rnn_fused, rnn_plain = nnx.RNN(fused_model.cell), nnx.RNN(plain_model.cell)
+    inputs = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 5)), jnp.float32)
+    np.testing.assert_allclose(rnn_fused(inputs), rnn_plain(inputs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rnn_fused(inputs), fused_model(inputs), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="slots-last"):
+        carry = plain_model.initial_state(2)
+        plain_model.cell.step_in_layout(carry, inputs[:, 0], slots_last=True)
