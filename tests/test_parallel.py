@@ -82,7 +82,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
     out = {"devices": jax.device_count()}
     references = {}
     # auto plans: 2 seeds split over 2 devices; 3 seeds do not, so their batches of 4 are split
-    cases = {"seeds": ("auto", 2, 4, None), "batch": ("auto", 3, 4, None),
+    cases = {"seeds": ("auto", 2, 4, None), "batch": ("auto", 3, 4, 2),
              # the batch mode on a one-device mesh: how it runs on a single GPU
              "batch_one_device": ("batch", 1, 4, jax.devices()[:1])}
     for name, (mode, k, b, devices) in cases.items():
@@ -162,6 +162,18 @@ def test_compile_step_rejects_bad_sizes_and_modes():
         parallel.compile_step(fn, fn, seeds=1, batch_size=8, mode="sideways")
     with pytest.raises(ValueError, match="divisible"):
         parallel.compile_step(fn, fn, seeds=3, batch_size=8, mode="seeds", devices=[object(), object()])
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=8, devices=0)
+    with pytest.raises(ValueError, match="at least one device"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=8, devices=[])
+
+
+def test_a_device_count_caps_the_devices():
+    import jax
+
+    assert parallel.resolve_devices(1) == jax.local_devices()[:1]
+    assert parallel.resolve_devices(None) == jax.local_devices()
+    assert parallel.resolve_devices(10**6) == jax.local_devices()
 
 
 def test_host_device_count_is_the_largest_divisor_up_to_the_cores():

@@ -34,17 +34,36 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ntm.training.step import seed_step
+
 MODES = ("auto", "seeds", "batch", "none")
 AXIS = "devices"
 
 
-def plan(seeds: int, batch_size: int, devices: Sequence | None = None) -> str:
+def resolve_devices(devices: int | Sequence | None = None) -> list:
+    """The devices to spread over: all local ones (None), the first `n` (an int), or those given."""
+    every = jax.local_devices()
+    if devices is None:
+        return every
+    if isinstance(devices, bool):
+        raise ValueError(f"devices must be a count, a list of devices or None, got {devices!r}")
+    if isinstance(devices, int):
+        if devices < 1:
+            raise ValueError(f"devices must be at least 1, got {devices}")
+        return every[:devices]
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    return devices
+
+
+def plan(seeds: int, batch_size: int, devices: int | Sequence | None = None) -> str:
     """How `compile_step` spreads K seeds of batch B over these devices: "seeds", "batch" or "none".
 
     Seeds first (no communication at all), then the batch; one device, or sizes that do not
     divide, mean "none".
     """
-    count = len(jax.devices() if devices is None else devices)
+    count = len(resolve_devices(devices))
     if count == 1:
         return "none"
     if seeds % count == 0:
@@ -66,10 +85,11 @@ def compile_step(
     *,
     seeds: int,
     batch_size: int,
-    devices: Sequence | None = None,
+    devices: int | Sequence | None = None,
     mode: str = "auto",
 ):
-    """The training step of K seeds, compiled for these devices (all local devices by default).
+    """The training step of K seeds, compiled for these devices: all local ones by default, the
+    first n for `devices=n`, or a list of devices.
 
     grad_fn(params, batch, key) -> (grads, stats), stats being batch means;
     apply_fn(params, opt_state, grads, stats, key, active) -> (params, opt_state, stats).
@@ -81,9 +101,7 @@ def compile_step(
     _check_sizes(seeds, batch_size)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices must name at least one device")
+    devices = resolve_devices(devices)
     if mode == "auto":
         mode = plan(seeds, batch_size, devices)
     if mode == "none":
@@ -98,17 +116,9 @@ def compile_step(
     return _batch_sharded_step(grad_fn, apply_fn, mesh)
 
 
-def _one_seed(grad_fn, apply_fn):
-    def step(params, opt_state, batch, key, active):
-        grads, stats = grad_fn(params, batch, key)
-        return apply_fn(params, opt_state, grads, stats, key, active)
-
-    return step
-
-
 def _single_device_step(grad_fn, apply_fn, device):
     replicated = jax.sharding.SingleDeviceSharding(device)
-    return jax.jit(jax.vmap(_one_seed(grad_fn, apply_fn)), donate_argnums=(0, 1),
+    return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1),
                    in_shardings=replicated, out_shardings=replicated)
 
 
@@ -119,7 +129,7 @@ def _single_device_step(grad_fn, apply_fn, device):
 
 def _seed_sharded_step(grad_fn, apply_fn, mesh: Mesh):
     """Each device runs the vmapped step on its K/D seeds; nothing crosses devices."""
-    spread = jax.shard_map(jax.vmap(_one_seed(grad_fn, apply_fn)), mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS),
+    spread = jax.shard_map(jax.vmap(seed_step(grad_fn, apply_fn)), mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS),
                            check_vma=False)
     sharded = NamedSharding(mesh, P(AXIS))
     return jax.jit(spread, donate_argnums=(0, 1), in_shardings=sharded, out_shardings=sharded)
