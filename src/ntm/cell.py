@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm import addressing, memory as memory_ops
+from ntm import addressing, fused, memory as memory_ops
 from ntm.config import USER_CONTROLLER_PREFIX, NTMConfig
 from ntm.controllers import build_controller, check_controller
 from ntm.heads import NTMHeads
@@ -157,8 +157,19 @@ class NTMCell(nnx.RNNCellBase):
 
     def step(self, carry: NTMState, inputs: jax.Array) -> tuple[NTMState, jax.Array, NTMStepTrace]:
         """One step with its trace: (carry, x[B,D]) -> (carry, logits[B,out], NTMStepTrace)."""
+        return self.step_in_layout(carry, inputs, slots_last=False)
+
+    def step_in_layout(self, carry: NTMState, inputs: jax.Array, slots_last: bool):
+        """`step` on a carry whose memory is [B,M,N] if `slots_last` (the fused memory step only).
+
+        `NTM` keeps the memory slots-last inside its scan: the fused step's lookups and reads then
+        run along contiguous slots (training steps about 1.3x faster than slots first on a CPU).
+        The trace's memory is [B,N,M] either way.
+        """
         self.check_step(carry, inputs)
         cfg = self.config
+        if slots_last and cfg.memory_step != "fused":
+            raise ValueError('a slots-last memory needs memory_step="fused"')
         batch = inputs.shape[0]
         inputs = inputs.astype(self.dtype)
         controller_input = jnp.concatenate([inputs, carry.reads.reshape(batch, -1)], axis=-1)
@@ -167,15 +178,21 @@ class NTMCell(nnx.RNNCellBase):
             hidden = jnp.clip(hidden, -cfg.clip_value, cfg.clip_value)
         params, vectors = self.heads(hidden)
         previous = jnp.concatenate([carry.read_weights, carry.write_weights], axis=1)
-        weights = addressing.address(carry.memory, previous, *params)
-        read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
-        reads = memory_ops.read(carry.memory, read_weights)
-        new_memory = memory_ops.write(carry.memory, write_weights, vectors.erase, vectors.add)
+        if cfg.memory_step == "fused":
+            weights, reads, new_memory = fused.memory_step(carry.memory, previous, *params, vectors.erase, vectors.add,
+                                                           read_heads=cfg.read_heads, slots_last=slots_last)
+            read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
+        else:
+            weights = addressing.address(carry.memory, previous, *params)
+            read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
+            reads = memory_ops.read(carry.memory, read_weights)
+            new_memory = memory_ops.write(carry.memory, write_weights, vectors.erase, vectors.add)
         logits = self.output(jnp.concatenate([hidden, reads.reshape(batch, -1)], axis=-1))
         if cfg.clip_value is not None:
             logits = jnp.clip(logits, -cfg.clip_value, cfg.clip_value)
         state = NTMState(new_memory, read_weights, write_weights, reads, controller_state)
-        trace = NTMStepTrace(read_weights, write_weights, reads, vectors.erase, vectors.add, new_memory)
+        trace_memory = jnp.swapaxes(new_memory, 1, 2) if slots_last else new_memory  # dead code unless traced
+        trace = NTMStepTrace(read_weights, write_weights, reads, vectors.erase, vectors.add, trace_memory)
         return state, logits, trace
 
     def __call__(self, carry: NTMState, inputs: jax.Array) -> tuple[NTMState, jax.Array]:
@@ -215,3 +232,17 @@ class NTM(SequenceModel):
     def step(self, carry: NTMState, inputs: jax.Array):
         """One step: (NTMState, x[B,input_size]) -> (NTMState, logits[B,output_size], NTMStepTrace)."""
         return self.cell.step(carry, inputs)
+
+    # With the fused memory step the scan holds the memory slots-last ([B,M,N]); the carry a caller
+    # gives or gets back is [B,N,M] either way.
+    def _slots_last(self) -> bool:
+        return self.config.memory_step == "fused"
+
+    def to_scan_carry(self, carry: NTMState) -> NTMState:
+        return carry._replace(memory=jnp.swapaxes(carry.memory, 1, 2)) if self._slots_last() else carry
+
+    def scan_step(self, carry: NTMState, inputs: jax.Array):
+        return self.cell.step_in_layout(carry, inputs, self._slots_last())
+
+    def from_scan_carry(self, carry: NTMState) -> NTMState:
+        return self.to_scan_carry(carry)  # the swap is its own inverse

@@ -24,11 +24,15 @@ from ntm.dictconfig import (
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "random", "learned")
+# "fused": ntm.fused.memory_step (one function, hand-written gradient); "plain": the addressing and
+# memory functions one after another, as written in ntm.addressing and ntm.memory.
+MEMORY_STEPS = ("fused", "plain")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "gelu", "identity")
 # `controller` of a model built with a user's controller module: "user:<module>.<class>".
 USER_CONTROLLER_PREFIX = "user:"
 
-__all__ = ["ACTIVATIONS", "CONTROLLERS", "MEMORY_INITS", "USER_CONTROLLER_PREFIX", "DictConfig", "NTMConfig"]
+__all__ = ["ACTIVATIONS", "CONTROLLERS", "MEMORY_INITS", "MEMORY_STEPS", "USER_CONTROLLER_PREFIX", "DictConfig",
+           "NTMConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,9 @@ class NTMConfig(DictConfig):
     learn_initial_weights: bool = option(False, "learn the initial weightings instead of starting at slot 0")
     learn_initial_reads: bool = option(False, "learn the initial read vectors")
     clip_value: float | None = option(20.0, CLIP_HELP)
+    memory_step: str = option("fused", "how each step addresses, reads and writes the memory: fused (one function "
+                              "with a hand-written gradient, faster) or plain (the functions one after another)",
+                              MEMORY_STEPS)
     dtype: str = option("float32", DTYPE_HELP, DTYPES)
     param_dtype: str = option("float32", PARAM_DTYPE_HELP, DTYPES)
 
@@ -78,6 +85,7 @@ class NTMConfig(DictConfig):
         self.check_positive_ints("controller_layers", "controller_units")
         check_choice("controller_activation", self.controller_activation, ACTIVATIONS)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
+        check_choice("memory_step", self.memory_step, MEMORY_STEPS)
         self._store("memory_init_value", check_number("memory_init_value", self.memory_init_value))
         check_bool("learn_initial_weights", self.learn_initial_weights)
         check_bool("learn_initial_reads", self.learn_initial_reads)

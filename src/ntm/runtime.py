@@ -12,6 +12,13 @@ the slowest ops of the vmapped many-seeds step (110 us for an [8,1,128,20] -> [8
 without them 8 seeds at batch 1 ran 16.3 -> 10.3 ms per step, single runs unchanged. The flag is
 experimental, so it is set only for the JAX versions it was measured on, and never over a user's
 own setting; it must run before JAX's first computation.
+
+`set_host_devices(batch_size, seeds)` makes XLA show one CPU device per core where the batch or
+the seeds divide among them, so `ntm.training.parallel` can give each core its share: a training
+step is a long chain of small ops that XLA's own threads cannot share, so without it the second
+core idles. It too must run before JAX starts. A user overrides the count with
+NTM_HOST_DEVICES=N (1 turns it off) or by setting `--xla_force_host_platform_device_count`
+in XLA_FLAGS themselves; `taskset` (fewer cores) lowers it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 
 # mallopt parameter numbers from glibc's malloc.h
 M_TRIM_THRESHOLD = -1
@@ -65,3 +73,62 @@ def tune_xla() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}".strip()
     return True
+
+
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+HOST_DEVICES_ENV = "NTM_HOST_DEVICES"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, so `taskset -c 0` gives 1)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def host_device_count(batch_size: int, seeds: int = 1, cores: int | None = None) -> int:
+    """The most host devices, up to the cores, among which the seeds or the batch divide (1 if none)."""
+    cores = available_cores() if cores is None else cores
+    for count in range(cores, 1, -1):
+        if seeds % count == 0 or batch_size % count == 0:
+            return count
+    return 1
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+    except ImportError:
+        return False
+    return xla_bridge.backends_are_initialized()
+
+
+def set_host_devices(batch_size: int, seeds: int = 1, count: int | None = None) -> int:
+    """Ask XLA for `count` CPU devices (default: `host_device_count`); returns the count in effect.
+
+    Precedence: a `--xla_force_host_platform_device_count` the user put in XLA_FLAGS, then the
+    NTM_HOST_DEVICES environment variable, then `count`, then one per core where the batch or the
+    seeds divide. Once JAX has started its backends the flag can no longer act; the count JAX
+    already has is returned.
+    """
+    if _backends_started():
+        import jax
+
+        return len(jax.devices("cpu"))
+    flags = os.environ.get("XLA_FLAGS", "")
+    users = re.search(re.escape(DEVICE_COUNT_FLAG) + r"=(\d+)", flags)
+    if users:
+        return int(users.group(1))
+    setting = os.environ.get(HOST_DEVICES_ENV, "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ValueError(f"{HOST_DEVICES_ENV} must be a positive integer, got {setting!r}")
+        count = int(setting)
+    elif count is None:
+        count = host_device_count(batch_size, seeds)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={count}".strip()
+    return count

@@ -135,6 +135,18 @@ class SequenceModel(nnx.Module):
         """One step: (carry, x[B,D]) -> (carry, logits[B,out], step trace) (subclasses define it)."""
         raise NotImplementedError(f"{type(self).__name__} must define step")
 
+    # Inside its scan a model may hold the carry in a layout of its own (the NTM's fused memory
+    # step keeps the memory slots-last): `to_scan_carry` before the scan, `scan_step` in it,
+    # `from_scan_carry` after it. By default, the carry and `step` as they are.
+    def to_scan_carry(self, carry):
+        return carry
+
+    def scan_step(self, carry, inputs):
+        return self.step(carry, inputs)
+
+    def from_scan_carry(self, carry):
+        return carry
+
     def check_inputs(self, inputs: jax.Array) -> None:
         """ValueError unless inputs are [batch >= 1, time >= 1, config.input_size]."""
         shape = tuple(getattr(inputs, "shape", ()))
@@ -196,11 +208,13 @@ class SequenceModel(nnx.Module):
         else:
             self.check_carry(initial_carry, batch)
         if trace:
-            step_fn = self.step
+            step_fn = self.scan_step
         else:  # the unused trace is dead code in the scan body, so nothing is stacked for nothing
-            step_fn = lambda c, x: self.step(c, x)[:2] + ((),)
+            step_fn = lambda c, x: self.scan_step(c, x)[:2] + ((),)
         freeze = return_carry or mask is not None
-        carry, logits, step_traces = scan_cell(step_fn, initial_carry, inputs, step_mask, freeze, remat)
+        carry, logits, step_traces = scan_cell(step_fn, self.to_scan_carry(initial_carry), inputs, step_mask, freeze,
+                                               remat)
+        carry = self.from_scan_carry(carry)
         result = (carry, logits) if return_carry else (logits,)
         if trace:
             result = result + (step_traces,)

@@ -1,0 +1,230 @@
+"""The NTM memory step fused into one function with a hand-written backward pass.
+
+`memory_step` does, for every head at once, what `ntm.addressing.address`, `ntm.memory.read` and
+`ntm.memory.write` do one after another: content lookup, interpolation, circular shift and
+sharpening; the reads of the read heads from the previous memory; then the erase-then-add write of
+the write heads. Its values are those of the plain functions (`reference_memory_step`).
+
+Why: in a training step nearly all time goes to passes over the [B,N,M] memory, and automatic
+differentiation of the plain functions makes many of them (each elementwise op and each small
+batched matrix product of the lookup, the read and the write, forward and backward), and keeps
+the write's [B,N,M] `keep` factor as well as the memory for the backward pass. The custom VJP keeps
+only the previous memory and [B,H,N]-sized values, and its backward pass reads the memory and the
+incoming memory gradient in two passes:
+  1. the gradients of the write (erase, add, write weightings) and of the reads (read weightings);
+  2. after the small [B,H,N] backward pass of the addressing, the memory's and the keys' gradients,
+     all terms of the memory's gradient in one elementwise sum.
+The small addressing tail (softmax, interpolation, shift, sharpening) is differentiated by JAX: its
+arrays are [B,H,N], a few per cent of the memory's size.
+
+With `slots_last=True` the memory is stored as [B,M,N] (slots on the last axis), which the caller
+keeps from step to step. With M = 20 on the last axis the CPU vectorises poorly; with N = 128 there
+it does well, and the lookup's and the read's reductions run along contiguous rows.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from ntm import addressing, memory as memory_ops
+
+
+def _check(memory, previous, keys, erase, read_heads: int, slots_last: bool) -> None:
+    """Shapes agree and there is at least one read and one write head (as NTMConfig requires)."""
+    if memory.ndim != 3 or previous.ndim != 3 or keys.ndim != 3:
+        raise ValueError("memory, previous and keys must be rank 3 ([B,N,M] or [B,M,N], [B,H,N], [B,H,M])")
+    batch, slots, width = (memory.shape[0], memory.shape[2], memory.shape[1]) if slots_last else memory.shape
+    heads = previous.shape[1]
+    if previous.shape != (batch, heads, slots) or keys.shape != (batch, heads, width):
+        layout = "[B,M,N]" if slots_last else "[B,N,M]"
+        raise ValueError(
+            f"memory {layout} {tuple(memory.shape)} does not match previous weightings {tuple(previous.shape)} "
+            f"and keys {tuple(keys.shape)}"
+        )
+    if isinstance(read_heads, bool) or not isinstance(read_heads, int) or not 1 <= read_heads < heads:
+        raise ValueError(f"read_heads must be an integer in [1, {heads - 1}] for {heads} heads, got {read_heads!r}")
+    if erase.shape != (batch, heads - read_heads, width):
+        raise ValueError(f"erase/add must have shape {(batch, heads - read_heads, width)}, got {tuple(erase.shape)}")
+
+
+def memory_step(
+    memory: jax.Array,
+    previous: jax.Array,
+    keys: jax.Array,
+    strengths: jax.Array,
+    gates: jax.Array,
+    shift_weights: jax.Array,
+    gammas: jax.Array,
+    erase: jax.Array,
+    add: jax.Array,
+    *,
+    read_heads: int,
+    slots_last: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Address every head, read, then write: one NTM memory step with a custom VJP.
+
+    memory [B,N,M] ([B,M,N] with `slots_last`), previous weightings [B,H,N] (read heads first),
+    keys [B,H,M], strengths, gates, gammas [B,H], shift_weights [B,H,S], erase and add [B,W,M]
+    with W = H - read_heads write heads.
+    Returns (weightings [B,H,N], reads [B,R,M] from the previous memory, new memory in the
+    memory's layout).
+    """
+    _check(memory, previous, keys, erase, read_heads, slots_last)
+    return _memory_step(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add,
+                        read_heads, slots_last)
+
+
+def reference_memory_step(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, *,
+                          read_heads: int, slots_last: bool = False):
+    """The same step from the plain functions (`addressing.address`, `memory.read`, `memory.write`)."""
+    _check(memory, previous, keys, erase, read_heads, slots_last)
+    if slots_last:
+        memory = jnp.swapaxes(memory, 1, 2)
+    weights = addressing.address(memory, previous, keys, strengths, gates, shift_weights, gammas)
+    reads = memory_ops.read(memory, weights[:, :read_heads])
+    new_memory = memory_ops.write(memory, weights[:, read_heads:], erase, add)
+    if slots_last:
+        new_memory = jnp.swapaxes(new_memory, 1, 2)
+    return weights, reads, new_memory
+
+
+# ----------------------------------------------------------------------------- layout helpers
+# `memory` below is [B,N,M], or [B,M,N] when `slots_last`; "slot vectors" are [B,K,N] and
+# "width vectors" [B,K,M].
+
+
+def _width_axis(slots_last: bool) -> int:
+    return 1 if slots_last else 2
+
+
+def _dots(memory, width_vectors, slots_last: bool):
+    """sum_m v[b,k,m] memory[b,n,m] -> [B,K,N]."""
+    return jnp.einsum("bkm,bmn->bkn" if slots_last else "bkm,bnm->bkn", width_vectors, memory)
+
+
+def _weighted_rows(memory, slot_vectors, slots_last: bool):
+    """sum_n w[b,k,n] memory[b,n,m] -> [B,K,M]."""
+    return jnp.einsum("bkn,bmn->bkm" if slots_last else "bkn,bnm->bkm", slot_vectors, memory)
+
+
+def _outer_sum(slot_vectors, width_vectors, slots_last: bool):
+    """sum_k w[b,k,n] v[b,k,m] -> memory layout."""
+    return jnp.einsum("bkn,bkm->bmn" if slots_last else "bkn,bkm->bnm", slot_vectors, width_vectors)
+
+
+def _outer(slot_vectors, width_vectors, slots_last: bool):
+    """w[b,k,n] v[b,k,m] per k -> [B,K,(memory layout)]."""
+    if slots_last:
+        return slot_vectors[:, :, None, :] * width_vectors[:, :, :, None]
+    return slot_vectors[:, :, :, None] * width_vectors[:, :, None, :]
+
+
+def _per_slot(values, slots_last: bool):
+    """[B,N] -> broadcastable against the memory."""
+    return values[:, None, :] if slots_last else values[:, :, None]
+
+
+def _addressing_tail(similarity, previous, strengths, gates, shift_weights, gammas):
+    """From cosine similarity [B,H,N] to the final weightings: the plain functions, unchanged."""
+    content = jax.nn.softmax(strengths[:, :, None] * similarity, axis=-1)
+    gated = addressing.interpolate(content, previous, gates)
+    return addressing.sharpen(addressing.shift(gated, shift_weights), gammas)
+
+
+def _erase_factors(write_weights, erase, slots_last: bool):
+    """1 - w_h e_h^T for every write head: [B,W,(memory layout)]."""
+    return 1.0 - _outer(write_weights, erase, slots_last)
+
+
+def _keep_and_others(factors):
+    """The product of all write heads' factors, and for each head the product of the others.
+
+    Products of the others, not keep / factor: a factor is 0 where a head erases fully.
+    """
+    heads = factors.shape[1]
+    if heads == 1:
+        return factors[:, 0], [None]
+    others = []
+    for h in range(heads):
+        rest = [factors[:, j] for j in range(heads) if j != h]
+        product = rest[0]
+        for factor in rest[1:]:
+            product = product * factor
+        others.append(product)
+    return others[0] * factors[:, 0], others
+
+
+# ----------------------------------------------------------------------------- the custom VJP
+
+
+def _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads, slots_last):
+    width_axis = _width_axis(slots_last)
+    key_norms = jnp.sqrt(jnp.sum(keys * keys, axis=-1) + addressing.NORM_EPSILON)  # [B,H]
+    row_norms = jnp.sqrt(jnp.sum(memory * memory, axis=width_axis) + addressing.NORM_EPSILON)  # [B,N]
+    similarity = _dots(memory, keys, slots_last) / (key_norms[:, :, None] * row_norms[:, None, :])
+    weights, tail_vjp = jax.vjp(_addressing_tail, similarity, previous, strengths, gates, shift_weights, gammas)
+    read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
+    reads = _weighted_rows(memory, read_weights, slots_last)
+    keep, _ = _keep_and_others(_erase_factors(write_weights, erase, slots_last))
+    new_memory = memory * keep + _outer_sum(write_weights, add, slots_last)
+    # Residuals: the previous memory and [B,H,N]-sized values only; `keep` is recomputed.
+    residuals = (memory, keys, key_norms, row_norms, similarity, weights, erase, add, tail_vjp)
+    return (weights, reads, new_memory), residuals
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(9, 10))
+def _memory_step(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads, slots_last):
+    return _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads,
+                    slots_last)[0]
+
+
+def _memory_step_fwd(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads,
+                     slots_last):
+    return _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads,
+                    slots_last)
+
+
+def _memory_step_bwd(read_heads, slots_last, residuals, cotangents):
+    memory, keys, key_norms, row_norms, similarity, weights, erase, add, tail_vjp = residuals
+    d_weights, d_reads, d_new = cotangents
+    read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
+    width_axis = _width_axis(slots_last)
+    slot_axis = 3 if slots_last else 2  # of [B,W,(layout)] arrays
+
+    # Pass 1: the write (new = memory * keep + sum_h w_h a_h^T) and the reads (r = w M).
+    factors = _erase_factors(write_weights, erase, slots_last)
+    keep, others = _keep_and_others(factors)
+    d_keep = d_new * memory
+    # d factor_h = d_keep * prod_{j != h} factor_j; factor_h = 1 - w_h e_h^T.
+    d_factors = jnp.stack([d_keep if other is None else d_keep * other for other in others], axis=1)
+    erase_b = erase[:, :, None, :] if not slots_last else erase[:, :, :, None]
+    write_b = write_weights[:, :, :, None] if not slots_last else write_weights[:, :, None, :]
+    d_write_weights = _dots(d_new, add, slots_last) - jnp.sum(d_factors * erase_b, axis=width_axis + 1)
+    d_erase = -jnp.sum(d_factors * write_b, axis=slot_axis)
+    d_add = _weighted_rows(d_new, write_weights, slots_last)
+    d_read_weights = _dots(memory, d_reads, slots_last)
+    d_weights = d_weights + jnp.concatenate([d_read_weights, d_write_weights], axis=1)
+
+    # The addressing tail on [B,H,N], by JAX.
+    d_similarity, d_previous, d_strengths, d_gates, d_shifts, d_gammas = tail_vjp(d_weights)
+
+    # Pass 2: cosine similarity s = (k . M_n) / (|k| |M_n|).
+    d_dots = d_similarity / (key_norms[:, :, None] * row_norms[:, None, :])
+    d_key_norms = -jnp.sum(d_similarity * similarity, axis=-1) / key_norms  # [B,H]
+    d_row_norms = -jnp.sum(d_similarity * similarity, axis=1) / row_norms  # [B,N]
+    d_keys = _weighted_rows(memory, d_dots, slots_last) + (d_key_norms / key_norms)[:, :, None] * keys
+    # All of the memory's gradient in one sum: through keep, the reads and the dot products, and
+    # the row norms.
+    d_memory = (
+        d_new * keep
+        + _outer_sum(jnp.concatenate([read_weights, d_dots], axis=1), jnp.concatenate([d_reads, keys], axis=1),
+                     slots_last)
+        + memory * _per_slot(d_row_norms / row_norms, slots_last)
+    )
+    return d_memory, d_previous, d_keys, d_strengths, d_gates, d_shifts, d_gammas, d_erase, d_add
+
+
+_memory_step.defvjp(_memory_step_fwd, _memory_step_bwd)

@@ -1,0 +1,218 @@
+"""Tests of `ntm.training.parallel` (the step spread over devices) and `ntm.runtime.set_host_devices`.
+
+The spread steps run in a subprocess that asks XLA for 2 CPU devices before importing JAX; their
+parameters, optimizer states and statistics after several steps must equal those of the
+single-device step (`jit(vmap(grad -> apply))`) within float tolerance.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ntm import runtime
+from ntm.training import parallel
+
+# The grad_fn / apply_fn below have exactly the signatures of `ntm.training.step`:
+#   grad_fn(params, batch, key) -> (grads, stats)      stats: batch means
+#   apply_fn(params, opt_state, grads, stats, key, active) -> (params, opt_state, stats)
+TWO_DEVICE_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax, jax.numpy as jnp, numpy as np, optax
+    from flax import nnx
+    from ntm import NTM, NTMConfig, metrics, tasks
+    from ntm.training import parallel
+
+    task = tasks.get("copy", bits=4, min_length=1, max_length=4)
+    config = NTMConfig(input_size=task.input_size, output_size=task.output_size, memory_slots=16,
+                       memory_width=6, controller_units=24)
+    tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(3e-3))
+
+    def models(k):
+        return [nnx.split(NTM(config, rngs=nnx.Rngs(s)), nnx.Param) for s in range(k)]
+
+    graphdef = models(1)[0][0]
+
+    def grad_fn(params, batch, key):
+        def loss_fn(p):
+            logits = nnx.merge(graphdef, p)(batch.inputs, lengths=batch.lengths)
+            return metrics.loss(logits, batch.targets, batch.mask), logits
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        stats = metrics.summarize(logits, batch.targets, batch.mask)
+        # A draw from the key: shows which key each device's slice saw.
+        stats.update(loss=loss, draw=jax.random.uniform(key))
+        return grads, stats
+
+    def apply_fn(params, opt_state, grads, stats, key, active):
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jnp.where(active, new, old)
+        params = jax.tree.map(keep, new_params, params)
+        opt_state = jax.tree.map(keep, new_opt_state, opt_state)
+        return params, opt_state, {**stats, "grad_norm": optax.tree.norm(grads)}
+
+    def stacked(trees):
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+    def run(mode, k, b, steps=3, devices=None):
+        params = stacked([p for _, p in models(k)])
+        opt_state = jax.vmap(tx.init)(params)
+        step = parallel.compile_step(grad_fn, apply_fn, seeds=k, batch_size=b, devices=devices, mode=mode)
+        rng = np.random.default_rng(0)
+        keys = jnp.stack([jax.random.key(s) for s in range(k)])
+        active = jnp.array([s != 1 for s in range(k)])  # seed 1 (if any) is inactive: must not move
+        history = []
+        for _ in range(steps):
+            batches = [task.sample(rng, b) for _ in range(k)]
+            batch = type(batches[0])(*(np.stack(f) for f in zip(*batches)))
+            params, opt_state, stats = step(params, opt_state, batch, keys, active)
+            history.append(jax.device_get(stats))
+        placed = len(jax.tree.leaves(params)[0].sharding.device_set)
+        return jax.device_get((params, opt_state)), history, placed
+
+    def max_difference(a, b):
+        return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+                   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    out = {"devices": jax.device_count()}
+    references = {}
+    # auto plans: 2 seeds split over 2 devices; 3 seeds do not, so their batches of 4 are split
+    cases = {"seeds": ("auto", 2, 4, None), "batch": ("auto", 3, 4, 2),
+             # the batch mode on a one-device mesh: how it runs on a single GPU
+             "batch_one_device": ("batch", 1, 4, jax.devices()[:1])}
+    for name, (mode, k, b, devices) in cases.items():
+        if (k, b) not in references:
+            references[k, b] = run("none", k, b)
+        reference_state, reference_stats, _ = references[k, b]
+        state, stats, placed = run(mode, k, b, devices=devices)
+        without_draw = lambda hist: [{n: v for n, v in s.items() if n != "draw"} for s in hist]
+        initial = stacked([p for _, p in models(k)])
+        out[name] = {"state": max_difference(reference_state, state),
+                     "stats": max_difference(without_draw(reference_stats), without_draw(stats)),
+                     "placed_on": placed, "plan": parallel.plan(k, b, devices),
+                     "draws": [float(d) for d in stats[0]["draw"]],
+                     "moved": max_difference(reference_state[0], jax.device_get(initial)),
+                     "frozen_seed_moved": (max_difference(jax.tree.map(lambda x: x[1], state[0]),
+                                                          jax.tree.map(lambda x: x[1], initial)) if k > 1 else 0.0)}
+    out["expected_batch_draws"] = [float((jax.random.uniform(jax.random.fold_in(jax.random.key(s), 0))
+                                          + jax.random.uniform(jax.random.fold_in(jax.random.key(s), 1))) / 2)
+                                   for s in range(3)]
+    out["plain_draws"] = [float(jax.random.uniform(jax.random.key(s))) for s in range(3)]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def two_devices():
+    env = {**os.environ, "XLA_FLAGS": ""}
+    result = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_subprocess_has_two_devices(two_devices):
+    assert two_devices["devices"] == 2
+
+
+@pytest.mark.parametrize("case", ["seeds", "batch", "batch_one_device"])
+def test_spread_steps_equal_the_single_device_step(two_devices, case):
+    result = two_devices[case]
+    # Training moved the parameters well beyond the tolerance, so equality is not vacuous.
+    assert result["moved"] > 1e-3
+    assert result["state"] < 2e-5, result
+    assert result["stats"] < 1e-4, result
+    assert result["frozen_seed_moved"] == 0.0
+    assert result["placed_on"] == (1 if case == "batch_one_device" else 2)
+
+
+def test_auto_plans_seeds_first_then_batch(two_devices):
+    assert two_devices["seeds"]["plan"] == "seeds"
+    assert two_devices["batch"]["plan"] == "batch"  # 3 seeds do not split over 2 devices, 4 sequences do
+
+
+def test_seed_mode_passes_each_seed_its_own_key_and_batch_mode_folds_in_the_device(two_devices):
+    assert two_devices["seeds"]["draws"] == pytest.approx(two_devices["plain_draws"][:2], abs=1e-7)
+    expected = two_devices["expected_batch_draws"]
+    assert two_devices["batch"]["draws"] == pytest.approx(expected, abs=1e-6)
+    assert two_devices["batch"]["draws"] != pytest.approx(two_devices["plain_draws"], abs=1e-3)
+
+
+def test_plan_without_divisors_or_with_one_device_is_none():
+    assert parallel.plan(3, 5, devices=[object(), object()]) == "none"
+    assert parallel.plan(4, 8, devices=[object()]) == "none"
+    assert parallel.plan(4, 3, devices=[object(), object()]) == "seeds"
+    assert parallel.plan(3, 6, devices=[object()] * 3) == "seeds"
+    assert parallel.plan(2, 6, devices=[object()] * 3) == "batch"
+
+
+def test_compile_step_rejects_bad_sizes_and_modes():
+    fn = lambda *a: a
+    with pytest.raises(ValueError, match="seeds"):
+        parallel.compile_step(fn, fn, seeds=0, batch_size=8)
+    with pytest.raises(ValueError, match="batch_size"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=True)
+    with pytest.raises(ValueError, match="mode"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=8, mode="sideways")
+    with pytest.raises(ValueError, match="divisible"):
+        parallel.compile_step(fn, fn, seeds=3, batch_size=8, mode="seeds", devices=[object(), object()])
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=8, devices=0)
+    with pytest.raises(ValueError, match="at least one device"):
+        parallel.compile_step(fn, fn, seeds=1, batch_size=8, devices=[])
+
+
+def test_a_device_count_caps_the_devices():
+    import jax
+
+    assert parallel.resolve_devices(1) == jax.local_devices()[:1]
+    assert parallel.resolve_devices(None) == jax.local_devices()
+    assert parallel.resolve_devices(10**6) == jax.local_devices()
+
+
+def test_host_device_count_is_the_largest_divisor_up_to_the_cores():
+    assert runtime.host_device_count(8, 1, cores=2) == 2
+    assert runtime.host_device_count(1, 1, cores=2) == 1
+    assert runtime.host_device_count(1, 4, cores=2) == 2
+    assert runtime.host_device_count(9, 1, cores=4) == 3
+    assert runtime.host_device_count(7, 5, cores=4) == 1
+    assert runtime.host_device_count(32, 1, cores=1) == 1
+
+
+def test_set_host_devices_writes_the_flag_and_respects_the_user(monkeypatch):
+    monkeypatch.setattr(runtime, "_backends_started", lambda: False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    monkeypatch.delenv(runtime.HOST_DEVICES_ENV, raising=False)
+    assert runtime.set_host_devices(8) == 2
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false",
+                                               "--xla_force_host_platform_device_count=2"]
+    assert runtime.set_host_devices(1) == 2  # the flag now in XLA_FLAGS wins
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert runtime.set_host_devices(1) == 1  # batch 1, one seed: nothing to split
+    assert os.environ["XLA_FLAGS"] == ""
+    monkeypatch.setenv(runtime.HOST_DEVICES_ENV, "1")
+    assert runtime.set_host_devices(8) == 1
+    assert os.environ["XLA_FLAGS"] == ""
+    monkeypatch.setenv(runtime.HOST_DEVICES_ENV, "4")
+    assert runtime.set_host_devices(1) == 4
+    assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv(runtime.HOST_DEVICES_ENV, "two")
+    with pytest.raises(ValueError, match="NTM_HOST_DEVICES"):
+        runtime.set_host_devices(8)
+
+
+def test_set_host_devices_after_jax_started_reports_the_devices_it_has(monkeypatch):
+    import jax
+
+    jax.devices()
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert runtime.set_host_devices(8) == len(jax.devices("cpu"))
+    assert os.environ["XLA_FLAGS"] == ""
