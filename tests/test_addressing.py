@@ -158,3 +158,51 @@ def test_check_grads_on_addressing_functions():
     check_grads(addressing.shift, (previous, shifts), **kw)
     check_grads(addressing.sharpen, (previous, gammas), **kw)
     check_grads(lambda *a: addressing.address(*a), (memory, previous, keys, strengths, gates, shifts, gammas), **kw)
+
+
+def lingering_head_gradient(steps: int, bound: float | None) -> np.ndarray:
+    """Gradient of a weighting after `steps` steps with respect to the first one, for a head that sits
+    near uniform with gamma 3 and gate 0.1 (the N-gram write head that overflowed float32)."""
+    n = 16
+    memory = jnp.full((1, n, 4), 1e-6)
+    keys, strengths = jnp.ones((1, 1, 4)), jnp.zeros((1, 1))
+    gates, gammas = jnp.full((1, 1), 0.1), jnp.full((1, 1), 3.0)
+    shifts = jnp.asarray([[[0.0, 1.0, 0.0]]])
+    start = jnp.full((1, 1, n), 1.0 / n)
+    probe = jnp.linspace(-1.0, 1.0, n)[None, None, :]
+
+    def final(weights):
+        for _ in range(steps):
+            weights = addressing.address(memory, weights, keys, strengths, gates, shifts, gammas)
+        return jnp.sum(weights * probe)
+
+    saved = addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP
+    addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP = float("inf") if bound is None else bound
+    try:
+        return np.asarray(jax.grad(final)(start))
+    finally:
+        addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP = saved
+
+
+def test_gradient_through_a_head_lingering_near_uniform_stays_finite():
+    # Each step multiplies a change of the uniform weighting by gamma * (1 - g) = 2.7, so over 100
+    # steps the exact gradient (2.7^100 ~ 1e43) is beyond float32: unclipped it is not finite.
+    assert not np.isfinite(lingering_head_gradient(100, None)).all()
+    clipped = lingering_head_gradient(100, addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP)
+    assert np.isfinite(clipped).all()
+    assert np.abs(clipped).max() <= 2.7 * addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP
+
+
+def test_gradient_clip_leaves_small_gradients_exact():
+    # Over 3 steps the gradient is ~2.7^3 ~ 20, under the bound: clipping must not change it.
+    np.testing.assert_allclose(lingering_head_gradient(3, addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP),
+                               lingering_head_gradient(3, None), rtol=1e-6)
+    grown = np.abs(lingering_head_gradient(3, None)).max()
+    assert 5 < grown < addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP
+
+
+def test_clip_gradient_is_the_identity_forward_and_clips_backward():
+    x = jnp.asarray([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(addressing.clip_gradient(x, 1.5), x)
+    grad = jax.grad(lambda v: jnp.sum(addressing.clip_gradient(v, 1.5) * jnp.asarray([1.0, -4.0, 0.5])))(x)
+    np.testing.assert_array_equal(grad, [1.0, -1.5, 0.5])

@@ -3,7 +3,7 @@ paper's with the curves and pictures, and a second run skips what is done."""
 
 import json
 
-from ntm import cli, reproduce, tasks
+from ntm import cli, tasks
 
 SMALL_DEFAULTS = {
     "ntm": {"model_options": {"memory_slots": 16, "memory_width": 8, "controller_units": 32},
@@ -17,7 +17,7 @@ def test_reproduce_writes_the_results_page_and_resumes(tmp_path, capsys, monkeyp
     copy = type(tasks.get("copy"))
     monkeypatch.setattr(copy, "TRAINING_DEFAULTS", SMALL_DEFAULTS)
     monkeypatch.setattr(copy, "DEFAULT_EVAL_VALUES", (2, 5))
-    monkeypatch.setitem(reproduce.PICTURE_VALUES, "copy", (5,))
+    monkeypatch.setattr(copy, "PICTURE_VALUES", (5,))
     out, page = tmp_path / "runs", tmp_path / "docs" / "results.md"
     argv = ["reproduce", "--out", str(out), "--page", str(page), "--tasks", "copy", "--models", "ntm,lstm",
             "--minutes", "0.05", "--eval-sequences", "100"]

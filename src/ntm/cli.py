@@ -191,6 +191,8 @@ def run_train(args, console: Console) -> int:
     eval_values = parse_values(args.eval_lengths) if args.eval_lengths else None
     sequences = positive("--eval-sequences", args.eval_sequences) or EVAL_SEQUENCES
     positive("--seeds", args.seeds)
+    from ntm.runtime import set_host_devices
+
     if args.resume:
         values = given_values(args)
         fixed = [flag(name) for name in values if name not in BUDGET_FIELDS]
@@ -199,11 +201,14 @@ def run_train(args, console: Console) -> int:
         if fixed:
             raise UsageError(f"ntm train: --resume continues the saved run as it was configured; remove "
                              f"{', '.join(fixed)} (only --steps, --sequences, --max-steps, --minutes, --until-solved may change)")
+        saved = resume_settings(Path(args.resume))
+        set_host_devices(saved["batch_size"], saved["seeds"])  # before JAX starts: one CPU device per core
         result = train(run_dir=Path(args.resume), resume=True, budget=values, console=console,
                        progress=not args.quiet)
     else:
-        result = train(settings_from_args(args), run_dir=args.run_dir, seeds=args.seeds, console=console,
-                       progress=not args.quiet)
+        settings = settings_from_args(args)
+        set_host_devices(settings.batch_size, args.seeds)
+        result = train(settings, run_dir=args.run_dir, seeds=args.seeds, console=console, progress=not args.quiet)
 
     out = Console()
     settings = result.settings
@@ -222,6 +227,16 @@ def run_train(args, console: Console) -> int:
     report = write_report(best.run_dir, rows)
     out.print(f"run directory: {result.run_dir} (report: {report})")
     return 0
+
+
+def resume_settings(run_dir: Path) -> dict:
+    """The batch size and seed count of a run (or group) directory, read before JAX starts."""
+    from ntm.rundir import GROUP_FILE, read_json, read_run_config
+
+    group = run_dir / GROUP_FILE
+    seeds = read_json(group)["seeds"] if group.is_file() else [None]
+    first = run_dir / f"seed-{seeds[0]}" if group.is_file() else run_dir
+    return {"batch_size": read_run_config(first)["settings"]["batch_size"], "seeds": len(seeds)}
 
 
 def seeds_table(result, task):

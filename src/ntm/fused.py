@@ -130,6 +130,8 @@ def _per_slot(values, slots_last: bool):
 def _addressing_tail(similarity, previous, strengths, gates, shift_weights, gammas):
     """From cosine similarity [B,H,N] to the final weightings: the plain functions, unchanged."""
     content = jax.nn.softmax(strengths[:, :, None] * similarity, axis=-1)
+    # The same bound on the gradient into the previous weighting as `addressing.address` (see there).
+    previous = addressing.clip_gradient(previous, addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP)
     gated = addressing.interpolate(content, previous, gates)
     return addressing.sharpen(addressing.shift(gated, shift_weights), gammas)
 

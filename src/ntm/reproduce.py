@@ -23,20 +23,6 @@ from ntm.rundir import CONFIG_FILE, GROUP_FILE, read_json, read_metrics, write_j
 
 RESULTS_FILE = "results.json"
 MODELS = ("ntm", "lstm", "dnc")
-# What the paper reports, read off its figures (Graves et al. 2014; ../shared/reference/results.md).
-PAPER = {
-    "copy": ("~0 bits/seq within ~200,000 sequences; nearly perfect to length 50",
-             "above ~2 bits/seq at 1,000,000 sequences"),
-    "repeat_copy": ("~0 by ~100,000 sequences; end marker wrong beyond 11 repeats", "~0 by ~300,000 sequences"),
-    "associative_recall": ("~0 within ~30,000 (FF) to ~100,000 (LSTM) episodes; <1 bit at 15 items",
-                           "not at 0 after 1,000,000 episodes"),
-    "ngrams": ("~133-134 bits/seq (optimal ~131-132)", "~137 bits/seq"),
-    "priority_sort": ("far below LSTM", "~50 bits/seq at 1,000,000 sequences"),
-}
-# Test values of the generalisation pictures, like the paper's Figures 4 and 8.
-PICTURE_VALUES = {"copy": (10, 20, 30, 50), "repeat_copy": (10, 20)}
-
-
 @dataclasses.dataclass(frozen=True)
 class Plan:
     out: Path
@@ -139,7 +125,7 @@ def write_page(plan: Plan, records: dict[str, dict]) -> Path:
                   "| model | parameters | seeds passed | time to solve (median / worst) | sequences to solve | "
                   "result | generalisation | paper |", "|---|---|---|---|---|---|---|---|"]
         for record in present:
-            paper = PAPER[task][0 if record["model"] == "ntm" else 1] if record["model"] != "dnc" else "-"
+            paper = task_object.PAPER_RESULTS.get(record["model"], "-")
             generalisation = "; ".join(row_text(row, record["key"]) + ("" if row["in_training_range"] else "*")
                                        for row in record["rows"])
             parameters = f"{record['parameters']:,}" if record["parameters"] else "-"
@@ -152,7 +138,7 @@ def write_page(plan: Plan, records: dict[str, dict]) -> Path:
                                                   f"{task}: NTM against its baselines (best seed of each)")
         lines += ["", f"![{task} learning curves](results/{curve_path.name})", ""]
         for record in present:
-            for value in PICTURE_VALUES.get(task, ()) if record["model"] in ("ntm", "lstm") else ():
+            for value in task_object.PICTURE_VALUES if record["model"] in ("ntm", "lstm") else ():
                 shown = show_run(Path(record["run_dir"]), value, out=image_dir / f"{task}-{record['model']}-{value}.png")
                 lines += [f"{record['model']}, {task_object.generalisation_key} {value}: {shown.bit_errors} bit errors "
                           f"of {shown.scored_bits}", "", f"![{task} {record['model']} {value}](results/{shown.path.name})",

@@ -33,6 +33,9 @@ class AssociativeRecallTask(ExactOutputTask):
     # The copy machine and settings solve in 21,600-24,800 episodes (under a minute on one core) and
     # generalise to 12 and 15 items; a one-layer feedforward controller stalled at ~7 bit errors.
     TRAINING_DEFAULTS = {"ntm": {"lr": 3e-3, "batch_size": 8, "max_steps": 20_000}}
+    PAPER_LSTM_UNITS = 256
+    PAPER_RESULTS = {"ntm": "~0 within ~30,000 (feedforward) to ~100,000 (LSTM) episodes; under 1 bit at 15 items",
+                     "lstm": "not at 0 after 1,000,000 episodes"}
 
     def __init__(self, *, bits: int = 6, item_length: int = 3, **difficulty: Any):
         self.bits = check_int("bits", bits)

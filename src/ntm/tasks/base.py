@@ -226,12 +226,25 @@ class Task(abc.ABC):
     # The model and training settings `ntm train TASK` uses, per model name (TrainSettings fields,
     # `model_options` among them); chosen by measured time to solve, see docs/experiments/tasks.md.
     TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The paper's LSTM baseline for this task: 3 layers of this many units.
+    PAPER_LSTM_UNITS: ClassVar[int] = 256
+    # What the paper reports for the NTM and the LSTM on this task (read off its figures).
+    PAPER_RESULTS: ClassVar[dict[str, str]] = {}
+    # Test values drawn as generalisation pictures by `ntm reproduce` (the paper's Figures 4 and 8).
+    PICTURE_VALUES: ClassVar[tuple[int, ...]] = ()
 
     def training_defaults(self, model: str) -> dict[str, Any]:
-        """This task's default TrainSettings fields for `model` (a copy; empty if none are set)."""
+        """This task's default TrainSettings fields for `model` (a copy): the task's own, over the
+        baselines' (the paper's LSTM sizes; Adam 1e-3, batch 8 for the LSTM and the DNC, with the
+        NTM's step cap)."""
         import copy
 
-        return copy.deepcopy(self.TRAINING_DEFAULTS.get(model, {}))
+        cap = {"max_steps": self.TRAINING_DEFAULTS["ntm"]["max_steps"]} if "max_steps" in self.TRAINING_DEFAULTS.get(
+            "ntm", {}) else {}
+        baselines = {"lstm": {"lr": 1e-3, "batch_size": 8, **cap,
+                              "model_options": {"layers": 3, "units": self.PAPER_LSTM_UNITS}},
+                     "dnc": {"lr": 1e-3, "batch_size": 8, **cap}}
+        return copy.deepcopy({**baselines.get(model, {}), **self.TRAINING_DEFAULTS.get(model, {})})
 
 
 class ExactOutputTask(Task):

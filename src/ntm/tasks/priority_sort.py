@@ -35,6 +35,9 @@ class PrioritySortTask(Task):
     # The step cap is ~20 minutes on one core of this project's CPU.
     TRAINING_DEFAULTS = {"ntm": {"lr": 1e-3, "batch_size": 8, "max_steps": 60_000,
                                  "model_options": {"memory_init": "learned"}}}
+    PAPER_LSTM_UNITS = 128
+    PAPER_RESULTS = {"ntm": "far below the LSTM",
+                     "lstm": "~50 bits/seq at 1,000,000 sequences"}
 
     def __init__(self, *, bits: int = 8, **difficulty: Any):
         self.bits = check_int("bits", bits)

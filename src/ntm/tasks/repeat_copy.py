@@ -43,6 +43,10 @@ class RepeatCopyTask(ExactOutputTask):
         "ntm": {"lr": 1e-3, "batch_size": 1, "max_steps": 100_000, "eval_every": 500,
                 "checkpoint_every": 5000},
     }
+    PAPER_LSTM_UNITS = 512
+    PAPER_RESULTS = {"ntm": "~0 by ~100,000 sequences; end marker wrong beyond 11 repeats",
+                     "lstm": "~0 by ~300,000 sequences"}
+    PICTURE_VALUES = (10, 20)
 
     def __init__(self, *, bits: int = 8, **difficulty: Any):
         self.bits = check_int("bits", bits)

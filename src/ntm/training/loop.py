@@ -2,7 +2,7 @@
 
 Read top to bottom: `train()` opens (or resumes) the run, then each step
   1. samples one batch per seed at the difficulty its curriculum chooses,
-  2. runs the compiled step of all seeds (`step.compile_step`, or spread over devices),
+  2. runs the compiled step of all seeds (`parallel.compile_step`: on one device or spread over several),
   3. applies the non-finite policy per seed, every step: a non-finite update is discarded; after
      `nan_patience` in a row the seed restores its last checkpoint and halves its learning rate;
      after `max_restores` restores it stops as diverged,
@@ -43,7 +43,8 @@ from ntm.training.judge import Judge, Verdict
 from ntm.training.logs import MetricsLog, make_progress, window_means
 from ntm.training.settings import BUDGET_FIELDS, TrainSettings
 from ntm.training.state import Progress, TrainState, stack, unstack
-from ntm.training.step import compile_step, make_apply_fn, make_grad_fn, make_optimizer, set_learning_rate
+from ntm.training.parallel import compile_step
+from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, set_learning_rate
 
 # The fraction of the learning rate kept each time repeated non-finite steps force a restore.
 NAN_LR_FACTOR = 0.5

@@ -117,6 +117,10 @@ def compile_step(
 
 
 def _single_device_step(grad_fn, apply_fn, device):
+    if device == jax.devices()[0]:
+        # Uncommitted inputs on the default device: explicit shardings here would make the first call
+        # (fresh arrays) and the next (the step's own outputs) compile twice.
+        return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1))
     replicated = jax.sharding.SingleDeviceSharding(device)
     return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1),
                    in_shardings=replicated, out_shardings=replicated)

@@ -3,10 +3,9 @@
   grad_fn(params, batch, key) -> (grads, stats)            forward, loss, per-batch means, gradient
   apply_fn(params, opt_state, grads, stats, key, active)   fault injection (testing), finiteness check,
       -> (params, opt_state, stats)                        clip + optimizer update, applied only if finite
-  compile_step(grad_fn, apply_fn, seeds, batch_size)       jit(vmap over seeds) of the two, params and
-                                                           optimizer state donated
-Everything carries a leading seed axis K in the compiled step; one seed is K = 1. `ntm.training.parallel`
-builds the same step spread over several devices from the same two pieces.
+  seed_step(grad_fn, apply_fn)                             one seed's whole step
+`ntm.training.parallel.compile_step` compiles it for K seeds (a leading seed axis; one seed is K = 1),
+on one device or spread over several.
 """
 
 from __future__ import annotations
@@ -102,13 +101,3 @@ def seed_step(grad_fn, apply_fn):
         return apply_fn(params, opt_state, grads, stats, key, active)
 
     return step
-
-
-def compile_step(grad_fn, apply_fn, *, seeds: int, batch_size: int, devices=None):
-    """The step of K seeds on one device: jit(vmap(step)), params and optimizer state donated.
-
-    (params[K..], opt_state[K..], batch [K,B,T,..], keys[K], active[K]) -> (params, opt_state, stats[K]).
-    `seeds`, `batch_size` and `devices` are part of the signature `ntm.training.parallel` shares.
-    """
-    del seeds, batch_size, devices
-    return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1))
