@@ -195,12 +195,12 @@ def test_the_stop_rule_screens_then_judges_the_full_count():
     graphdef, params = nnx.split(model, nnx.Param)
     stacked = jax.tree.map(lambda leaf: np.stack([leaf, leaf]), params)
     judge = Judge(task, graphdef, chunk=50, pad_to=task.max_steps())
-    verdicts = judge.check(stacked, task.hardest(), 300, check_id=7, judged=[True, False])
+    verdicts = judge.check(stacked, [task.hardest()], 300, check_id=7, judged=[True, False])
     assert verdicts[1] is None
     assert verdicts[0].sequences == 50 and not verdicts[0].solved  # untrained: fails the screen
     low, high = verdicts[0].intervals["bit_errors"]
     assert low < verdicts[0].means["bit_errors"] < high
-    same = judge.check(stacked, task.hardest(), 300, check_id=7, judged=[True, True])
+    same = judge.check(stacked, [task.hardest()], 300, check_id=7, judged=[True, True])
     assert same[0].means == verdicts[0].means == same[1].means  # the same fresh sequences for one check
 
 
@@ -246,3 +246,27 @@ def test_a_model_with_its_own_random_stream_trains_and_evaluates(tmp_path):
     assert result.step == 10 and np.isfinite(result.last["cost"])
     _, rows = evaluate_run(tmp_path / "random", [2], sequences=100)
     assert np.isfinite(rows[0]["cost"])
+
+
+def test_the_stop_rule_judges_the_hardest_case_and_every_table_value_inside_training():
+    copy = tasks.get("copy")
+    judged = copy.judged_difficulties()
+    assert [(d["min_length"], d["max_length"]) for d in judged] == [(20, 20), (10, 10)]
+    assert [d["max_length"] for d in tasks.get("copy", max_length=5).judged_difficulties()] == [5]
+
+
+def test_a_seed_passes_only_if_every_judged_difficulty_passes():
+    """A model that copies length 2 but not length 3 fails a check over both, though it passes at 2."""
+    task = tasks.get("copy", max_length=3)
+
+    class Perfect:
+        def __call__(self, batch):
+            return {"cost": np.zeros(len(batch.lengths)), "bit_errors": np.where(batch.lengths > 5, 9.0, 0.0)}
+
+    judge = Judge.__new__(Judge)
+    judge.task, judge.chunk, judge.pad_to = task, 50, task.max_steps()
+    judge.chunk_stats = lambda params, batch: {n: v[None] for n, v in Perfect()(batch).items()}
+    easy, hard = task.eval_difficulty(2), task.eval_difficulty(3)
+    assert judge.check(None, [easy], 100, 0, [True])[0].solved
+    verdict = judge.check(None, [easy, hard], 100, 0, [True])[0]
+    assert not verdict.solved and verdict.sequences == 200

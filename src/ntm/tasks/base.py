@@ -218,6 +218,17 @@ class Task(abc.ABC):
         key = f"max_{self.generalisation_key}"
         return self.eval_difficulty(base[key], **base) if key in base else base
 
+    def judged_difficulties(self, difficulty: dict[str, Any] | None = None) -> list[dict[str, int]]:
+        """Where the stop rule judges a training difficulty: its hardest case first, then each default
+        test value inside its range, so that "solved" agrees with the rows of the final table."""
+        base = self.resolve(**(difficulty or {}))
+        hardest = self.hardest(base)
+        key = self.generalisation_key
+        low, high = base.get(f"min_{key}"), base.get(f"max_{key}")
+        inside = [value for value in self.default_eval_values
+                  if low is not None and low <= value < high]
+        return [hardest] + [self.eval_difficulty(value, **base) for value in inside]
+
     @property
     def axis_label(self) -> str:
         """What the generalisation quantity is, for axes and table headers."""

@@ -88,23 +88,33 @@ class Judge:
         seeds = next(iter(parts[0].values())).shape[0]
         return [{name: np.concatenate([part[name][k] for part in parts]) for name in parts[0]} for k in range(seeds)]
 
-    def check(self, params, difficulty: dict[str, int], judge_sequences: int, check_id: int,
+    def check(self, params, difficulties: list[dict[str, int]], judge_sequences: int, check_id: int,
               judged: list[bool]) -> list[Verdict | None]:
-        """The stop rule for the seeds with `judged[k]`: the screen (first chunk), then, for seeds that
-        pass it, all `judge_sequences` sequences. Seeds not judged get None."""
+        """The stop rule for the seeds with `judged[k]`: the screen (the first chunk at the first, hardest
+        difficulty), then, for seeds that pass it, `judge_sequences` fresh sequences at every difficulty.
+        A seed passes only if it is solved at each; its verdict's means are over all sequences judged.
+        Seeds not judged get None."""
         rng = np.random.default_rng([HELD_OUT_SEED, check_id])
-        batches = self.chunks(rng, difficulty, max(1, math.ceil(judge_sequences / self.chunk)))
-        first = self.chunk_stats(params, next(batches))
+        chunks = max(1, math.ceil(judge_sequences / self.chunk))
+        first = self.chunk_stats(params, next(self.chunks(rng, difficulties[0], 1)))
+        passed = [judged[k] and summarize(self.task, {n: v[k] for n, v in first.items()}).solved
+                  for k in range(len(judged))]
+        screened = list(passed)
         parts = [first]
-        screened = [judged[k] and summarize(self.task, {n: v[k] for n, v in first.items()}).solved
-                    for k in range(len(judged))]
-        if any(screened):
-            parts += [self.chunk_stats(params, batch) for batch in batches]
+        if any(passed):
+            for index, difficulty in enumerate(difficulties):
+                here = ([first] if index == 0 else []) + [
+                    self.chunk_stats(params, batch) for batch in self.chunks(rng, difficulty, chunks - (index == 0))]
+                parts += here[1:] if index == 0 else here
+                for k in range(len(judged)):
+                    stats = {n: np.concatenate([p[n][k] for p in here]) for n in first}
+                    passed[k] = passed[k] and summarize(self.task, stats).solved
         verdicts: list[Verdict | None] = []
         for k, is_judged in enumerate(judged):
             if not is_judged:
                 verdicts.append(None)
                 continue
             used = parts if screened[k] else parts[:1]
-            verdicts.append(summarize(self.task, {n: np.concatenate([p[n][k] for p in used]) for n in first}))
+            verdict = summarize(self.task, {n: np.concatenate([p[n][k] for p in used]) for n in first})
+            verdicts.append(dataclasses.replace(verdict, solved=passed[k]))
         return verdicts

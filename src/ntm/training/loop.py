@@ -292,7 +292,7 @@ def train(
                 for difficulty_level in sorted({plans[k].judged_level for k in range(K) if judged[k]}):
                     group = [judged[k] and plans[k].judged_level == difficulty_level for k in range(K)]
                     step_id = max(state.progress[k].step for k in range(K) if group[k])
-                    found = judge.check(state.params, task.hardest(levels[difficulty_level]),
+                    found = judge.check(state.params, task.judged_difficulties(levels[difficulty_level]),
                                         settings.judge_sequences, step_id, group)
                     for k in np.flatnonzero(group):
                         verdicts[k] = found[k]
