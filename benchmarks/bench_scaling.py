@@ -54,7 +54,7 @@ def measure(slots: int, length: int, batch_size: int, remat: bool, seconds: floa
         jax.block_until_ready(stats)
         runs += 1
     per_step = (time.perf_counter() - started) / runs
-    return {"N": slots, "T": batch.inputs.shape[1], "B": batch_size, "remat": remat,
+    return {"N": slots, "T": batch.inputs.shape[-2], "B": batch_size, "remat": remat,
             "ms": per_step * 1e3, "seq_per_s": batch_size / per_step, "temp_mb": temp_mb}
 
 
