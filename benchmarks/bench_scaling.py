@@ -23,7 +23,9 @@ from matplotlib.figure import Figure
 
 from ntm import tasks
 from ntm.runtime import tune_malloc, tune_xla
-from ntm.train import TrainSettings, build_model, make_optimizer, make_train_step
+from ntm.training.loop import build_model
+from ntm.training.settings import TrainSettings
+from ntm.training.step import compile_step, make_apply_fn, make_grad_fn, make_optimizer
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,23 +36,25 @@ def measure(slots: int, length: int, batch_size: int, remat: bool, seconds: floa
     settings = TrainSettings(batch_size=batch_size, model_options={"memory_slots": slots}, remat=remat)
     model, _ = build_model(settings, task)
     graphdef, params = nnx.split(model, nnx.Param)
+    params = jax.tree.map(lambda leaf: leaf[None], params)  # one seed: K = 1
     tx = make_optimizer(settings)
-    opt_state = tx.init(params)
-    batch = task.sample(np.random.default_rng(0), batch_size)
-    key = jax.random.key(0)
-    step = make_train_step(graphdef, tx, remat)
-    compiled = step.lower(params, opt_state, batch, key).compile()
+    opt_state = jax.vmap(tx.init)(params)
+    one = task.sample(np.random.default_rng(0), batch_size)
+    batch = type(one)(*(np.asarray(field)[None] for field in one))
+    keys, active = jax.random.key(0)[None], np.ones(1, bool)
+    step = compile_step(make_grad_fn(graphdef, remat), make_apply_fn(tx), seeds=1, batch_size=batch_size)
+    compiled = step.lower(params, opt_state, batch, keys, active).compile()
     memory = compiled.memory_analysis()
     temp_mb = (memory.temp_size_in_bytes if memory is not None else float("nan")) / 2**20
-    params, opt_state, stats = compiled(params, opt_state, batch, key)
+    params, opt_state, stats = compiled(params, opt_state, batch, keys, active)
     jax.block_until_ready(stats)
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds or runs < 2:
-        params, opt_state, stats = compiled(params, opt_state, batch, key)
+        params, opt_state, stats = compiled(params, opt_state, batch, keys, active)
         jax.block_until_ready(stats)
         runs += 1
     per_step = (time.perf_counter() - started) / runs
-    return {"N": slots, "T": batch.inputs.shape[1], "B": batch_size, "remat": remat,
+    return {"N": slots, "T": batch.inputs.shape[-2], "B": batch_size, "remat": remat,
             "ms": per_step * 1e3, "seq_per_s": batch_size / per_step, "temp_mb": temp_mb}
 
 

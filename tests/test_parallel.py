@@ -73,7 +73,19 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
             params, opt_state, stats = step(params, opt_state, batch, keys, active)
             history.append(jax.device_get(stats))
         placed = len(jax.tree.leaves(params)[0].sharding.device_set)
-        return jax.device_get((params, opt_state)), history, placed
+        hlo = step._program.lower(*program_args(step, params, opt_state, batch, keys, active)).compile().as_text() \
+            if hasattr(step, "_program") else ""
+        collectives = sum(hlo.count(op) for op in ("all-reduce", "all-gather", "collective-permute", "all-to-all",
+                                                   "reduce-scatter"))
+        return jax.device_get((params, opt_state)), history, (placed, len(step_devices(step)), collectives)
+
+    def program_args(step, params, opt_state, batch, keys, active):
+        # the arguments of the spread program: all five for seeds, (params, batch, keys) for batch
+        args = (params, opt_state, batch, keys, active) if step._program_arity == 5 else (params, batch, keys)
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
+
+    def step_devices(step):
+        return step._devices if hasattr(step, "_devices") else [None]
 
     def max_difference(a, b):
         return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
@@ -94,7 +106,8 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
         initial = stacked([p for _, p in models(k)])
         out[name] = {"state": max_difference(reference_state, state),
                      "stats": max_difference(without_draw(reference_stats), without_draw(stats)),
-                     "placed_on": placed, "plan": parallel.plan(k, b, devices),
+                     "placed_on": placed[0], "devices": placed[1], "collectives": placed[2],
+                     "plan": parallel.plan(k, b, devices),
                      "draws": [float(d) for d in stats[0]["draw"]],
                      "moved": max_difference(reference_state[0], jax.device_get(initial)),
                      "frozen_seed_moved": (max_difference(jax.tree.map(lambda x: x[1], state[0]),
@@ -129,7 +142,9 @@ def test_spread_steps_equal_the_single_device_step(two_devices, case):
     assert result["state"] < 2e-5, result
     assert result["stats"] < 1e-4, result
     assert result["frozen_seed_moved"] == 0.0
-    assert result["placed_on"] == (1 if case == "batch_one_device" else 2)
+    assert result["placed_on"] == 1  # results come back to the first device, as from one device
+    assert result["devices"] == (1 if case == "batch_one_device" else 2)  # but ran on both
+    assert result["collectives"] == 0  # no program waits on another device (see parallel's docstring)
 
 
 def test_auto_plans_seeds_first_then_batch(two_devices):

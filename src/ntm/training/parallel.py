@@ -6,12 +6,14 @@ of `ntm.training.step`, run on every given device:
   - "seeds": with K divisible by the device count D, each device trains K/D of the seeds. Seeds
     share nothing, so the devices never talk to each other.
   - "batch": otherwise, with B divisible by D, each device computes the gradients of its B/D
-    sequences for every seed (`jax.shard_map`), and their mean is taken outside the map, in the
-    same program, before one update per seed. The mean of the per-device batch means is the
-    batch mean, so the update is the single-device one up to float rounding.
-    The mean is outside the map on purpose: `lax.pmean` inside it deadlocked XLA's CPU
-    all-reduce at batch 8 (a rendezvous timeout that aborted the process).
+    sequences for every seed (`jax.shard_map`); they are copied to the first device, where their
+    mean feeds one update per seed. The mean of the per-device batch means is the batch mean, so
+    the update is the single-device one up to float rounding.
   - "none": one device, `jit(vmap(grad -> apply))`, as in `ntm.training.step`.
+No compiled program holds a collective (all-reduce, all-gather): XLA's in-process CPU all-reduce
+between host devices hung here (see `_batch_sharded_step`), and copies between devices
+(`jax.device_put`) do the same job for a few hundred kB per step. Arguments and results stay on
+the first device, as with one device.
 `plan(seeds, batch_size, devices)` says which one `compile_step` picks ("auto").
 
 On a CPU there is one device unless XLA is told to make more
@@ -32,7 +34,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P, SingleDeviceSharding
 
 from ntm.training.step import seed_step
 
@@ -121,9 +123,28 @@ def _single_device_step(grad_fn, apply_fn, device):
         # Uncommitted inputs on the default device: explicit shardings here would make the first call
         # (fresh arrays) and the next (the step's own outputs) compile twice.
         return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1))
-    replicated = jax.sharding.SingleDeviceSharding(device)
-    return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1),
-                   in_shardings=replicated, out_shardings=replicated)
+    here = SingleDeviceSharding(device)
+    return jax.jit(jax.vmap(seed_step(grad_fn, apply_fn)), donate_argnums=(0, 1), in_shardings=here, out_shardings=here)
+
+
+class SpreadStep:
+    """A step that runs compiled programs on several devices; called like a jitted step.
+
+    Arguments and results live on the first ("home") device, as with the single-device step, so
+    whatever the caller does between steps (indexing a seed, restoring one, reading statistics)
+    stays on one device. `_cache_size()` counts the compiles of the spread program, as a jitted
+    function's does.
+    """
+
+    def __init__(self, run, program, devices, program_arity):
+        self._run, self._program = run, program
+        self._devices, self._program_arity = devices, program_arity  # for tests: where it runs, what it takes
+
+    def __call__(self, params, opt_state, batch, keys, active):
+        return self._run(params, opt_state, batch, keys, active)
+
+    def _cache_size(self) -> int:
+        return self._program._cache_size()
 
 
 # The maps run with check_vma=False: grad_fn is any model's code, and a scan whose carry starts
@@ -131,36 +152,82 @@ def _single_device_step(grad_fn, apply_fn, device):
 # type check; nothing inside the maps communicates, so there is nothing for the check to guard.
 
 
-def _seed_sharded_step(grad_fn, apply_fn, mesh: Mesh):
-    """Each device runs the vmapped step on its K/D seeds; nothing crosses devices."""
-    spread = jax.shard_map(jax.vmap(seed_step(grad_fn, apply_fn)), mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS),
-                           check_vma=False)
+def _seed_sharded_step(grad_fn, apply_fn, mesh: Mesh) -> SpreadStep:
+    """Each device runs the vmapped step on its K/D seeds; the program has no communication."""
+    home = SingleDeviceSharding(mesh.devices.flat[0])
     sharded = NamedSharding(mesh, P(AXIS))
-    return jax.jit(spread, donate_argnums=(0, 1), in_shardings=sharded, out_shardings=sharded)
+    spread = jax.jit(jax.shard_map(jax.vmap(seed_step(grad_fn, apply_fn)), mesh=mesh, in_specs=P(AXIS),
+                                   out_specs=P(AXIS), check_vma=False),
+                     donate_argnums=(0, 1), in_shardings=sharded, out_shardings=sharded)
+
+    def run(params, opt_state, batch, keys, active):
+        # Copies to and from the devices (device_put), not collectives (see `_batch_sharded_step`).
+        results = spread(*jax.device_put((params, opt_state, batch, keys, active), sharded))
+        return jax.device_put(results, home)
+
+    return SpreadStep(run, spread, list(mesh.devices.flat), 5)
 
 
-def _batch_sharded_step(grad_fn, apply_fn, mesh: Mesh):
-    """Per-device gradients of B/D sequences in the map; their mean and the update outside it."""
+def _flatten_seedwise(tree):
+    """A pytree of [K,...] leaves -> ([K, n] in their common float dtype, the function that undoes it)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    seeds = leaves[0].shape[0]
+    dtype = jnp.result_type(*[leaf.dtype for leaf in leaves])
+    flat = jnp.concatenate([leaf.reshape(seeds, -1).astype(dtype) for leaf in leaves], axis=1)
+    shapes = [(leaf.shape, leaf.dtype) for leaf in leaves]
+
+    def unflatten(array):
+        out, start = [], 0
+        for shape, leaf_dtype in shapes:
+            size = int(np.prod(shape[1:], dtype=int))
+            out.append(array[:, start:start + size].reshape((array.shape[0],) + shape[1:]).astype(leaf_dtype))
+            start += size
+        return jax.tree.unflatten(treedef, out)
+
+    return flat, unflatten
+
+
+def _batch_sharded_step(grad_fn, apply_fn, mesh: Mesh) -> SpreadStep:
+    """Per-device gradients of B/D sequences in one program; their mean and the update in another.
+
+    No program holds a collective. An XLA all-reduce between host devices on this 2-core CPU
+    (JAX 0.10) waited forever for the other device and aborted the process (a rendezvous timeout),
+    even for the mean of one array in an otherwise empty program; `lax.pmean` inside the map
+    did the same at batch 8. So each device's gradients, flattened into one [K, n] array, are
+    copied to the home device (device_put, a plain copy), where one program averages them and
+    updates the parameters; the parameters are copied back out to every device for the next step.
+    """
+    devices = list(mesh.devices.flat)
+    home = SingleDeviceSharding(devices[0])
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P(None, AXIS))  # [K, B, ...]: the batch axis is split
+    structure = {}
 
     def local_gradients(params, batch, keys):
         # keys: [K] for every device; fold in the device index so random draws differ per slice.
         index = jax.lax.axis_index(AXIS)
         keys = jax.vmap(lambda key: jax.random.fold_in(key, index))(keys)
         grads, stats = jax.vmap(grad_fn)(params, batch, keys)
-        # A new leading device axis: the map stacks the devices' results along it.
-        return jax.tree.map(lambda leaf: leaf[None], (grads, stats))
+        flat, structure["unflatten"] = _flatten_seedwise((grads, stats))
+        return flat[None]  # a new leading device axis: the map stacks the devices' results along it
 
-    batch_spec = P(None, AXIS)  # [K, B, ...]: the batch axis is split
-    gradients = jax.shard_map(local_gradients, mesh=mesh, in_specs=(P(), batch_spec, P()), out_specs=P(AXIS),
-                              check_vma=False)
+    gradients = jax.jit(jax.shard_map(local_gradients, mesh=mesh, in_specs=(P(), P(None, AXIS), P()),
+                                      out_specs=P(AXIS), check_vma=False),
+                        in_shardings=(replicated, batch_sharding, replicated),
+                        out_shardings=NamedSharding(mesh, P(AXIS)))
 
-    def step(params, opt_state, batch, keys, active):
-        per_device_grads, per_device_stats = gradients(params, batch, keys)
-        grads, stats = jax.tree.map(lambda leaf: jnp.mean(leaf, axis=0), (per_device_grads, per_device_stats))
+    def mean_and_update(parts, params, opt_state, keys, active):
+        grads, stats = structure["unflatten"](jnp.mean(jnp.stack(parts), axis=0))
         return jax.vmap(apply_fn)(params, opt_state, grads, stats, keys, active)
 
-    replicated = NamedSharding(mesh, P())
-    batch_sharding = NamedSharding(mesh, batch_spec)
-    return jax.jit(step, donate_argnums=(0, 1),
-                   in_shardings=(replicated, replicated, batch_sharding, replicated, replicated),
-                   out_shardings=replicated)
+    update = jax.jit(mean_and_update, donate_argnums=(1, 2))
+    position = {device: i for i, device in enumerate(devices)}
+
+    def run(params, opt_state, batch, keys, active):
+        params, opt_state, keys, active = jax.device_put((params, opt_state, keys, active), home)
+        per_device = gradients(*jax.device_put((params, batch, keys), (replicated, batch_sharding, replicated)))
+        shards = sorted(per_device.addressable_shards, key=lambda shard: position[shard.device])
+        parts = [jax.device_put(shard.data[0], home) for shard in shards]
+        return update(parts, params, opt_state, keys, active)
+
+    return SpreadStep(run, gradients, devices, 3)

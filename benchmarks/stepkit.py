@@ -1,0 +1,122 @@
+"""Shared by the benchmarks: `ntm train`'s compiled step, built from the same pieces, and timing helpers.
+
+`prepare(...)` builds K seeds of a model for a task the way `ntm.training.loop.train` does
+(`TrainSettings.for_task`, `build_model`, `make_grad_fn`, `make_apply_fn`, `make_optimizer`) and
+compiles the step with `ntm.training.parallel.compile_step`, so a benchmark can spread it over
+devices or keep it on one. The returned `Bench` times steps either on one fixed batch (the step
+alone) or, with `sample=True`, drawing a fresh batch for every seed at every step as the training
+loop does (what a user waits for).
+
+Device counts must be set before JAX starts: scripts call `ntm.runtime.set_host_devices` first and
+import this module after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ntm import tasks
+from ntm.training import parallel
+from ntm.training.loop import build_model
+from ntm.training.settings import TrainSettings
+from ntm.training.state import stack
+from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer
+
+
+def stack_batches(batches):
+    """K batches of [B,...] -> one batch of [K,B,...] (numpy, as the loop hands them to the step)."""
+    return type(batches[0])(*(np.stack(field) for field in zip(*batches)))
+
+
+@dataclasses.dataclass
+class Bench:
+    """A compiled step with its state; `seconds_per_step(n)` runs n steps and times them."""
+
+    settings: TrainSettings
+    task: object
+    seeds: int
+    mode: str
+    compile_seconds: float
+    step: object
+    state: list
+    batch: object
+    keys: jax.Array
+    active: jax.Array
+    rngs: list
+    sample: bool
+
+    def next_batch(self):
+        if not self.sample:
+            return self.batch
+        B = self.settings.batch_size
+        return stack_batches([self.task.sample(rng, B) for rng in self.rngs])
+
+    def seconds_per_step(self, steps: int) -> float:
+        params, opt_state = self.state
+        started = time.perf_counter()
+        for _ in range(steps):
+            params, opt_state, stats = self.step(params, opt_state, self.next_batch(), self.keys, self.active)
+        jax.block_until_ready((params, stats))
+        self.state = [params, opt_state]
+        return (time.perf_counter() - started) / steps
+
+    @property
+    def sequences_per_step(self) -> int:
+        return self.seeds * self.settings.batch_size
+
+
+def prepare(task_name: str = "copy", *, model: str = "ntm", batch_size: int = 8, seeds: int = 1,
+            model_options: dict | None = None, devices=1, mode: str = "auto", remat: bool = False,
+            sample: bool = False) -> Bench:
+    """K seeds of `model` on `task_name` at the task's default settings (batch size and model options
+    overridden), compiled for `devices` (a count, a list, or None for all) and warmed up."""
+    settings = TrainSettings.for_task(task_name, model=model, batch_size=batch_size,
+                                      model_options=model_options or {}, remat=remat)
+    task = tasks.get(task_name, **settings.task_options)
+    built = [build_model(settings, task, seed=s) for s in range(seeds)]
+    graphdef = nnx.split(built[0][0], nnx.Param)[0]
+    params = stack([nnx.split(m, nnx.Param)[1] for m, _ in built])
+    tx = make_optimizer(settings)
+    opt_state = jax.vmap(tx.init)(params)
+    chosen = parallel.plan(seeds, batch_size, devices) if mode == "auto" else mode
+    step = parallel.compile_step(make_grad_fn(graphdef, remat), make_apply_fn(tx), seeds=seeds,
+                                 batch_size=batch_size, devices=devices, mode=chosen)
+    rngs = [np.random.default_rng(s) for s in range(seeds)]
+    batch = stack_batches([task.sample(rng, batch_size) for rng in rngs])
+    keys = jnp.stack([jax.random.key(s) for s in range(seeds)])
+    active = jnp.ones(seeds, bool)
+    started = time.perf_counter()
+    params, opt_state, stats = step(params, opt_state, batch, keys, active)  # compiles
+    jax.block_until_ready(stats)
+    compile_seconds = time.perf_counter() - started
+    bench = Bench(settings, task, seeds, chosen, compile_seconds, step, [params, opt_state], batch, keys, active,
+                  rngs, sample)
+    bench.seconds_per_step(3)
+    return bench
+
+
+def alternate(benches: dict, rounds: int, seconds: float) -> dict:
+    """Median seconds per step of each bench, timed in turn over `rounds` so drift biases none."""
+    import statistics
+
+    times = {name: [] for name in benches}
+    for _ in range(rounds):
+        for name, bench in benches.items():
+            steps = max(3, int(seconds / max(bench.seconds_per_step(1), 1e-6)))
+            times[name].append(bench.seconds_per_step(steps))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def load_average() -> str:
+    """The 1-minute load average, to print beside every figure (the machine is shared)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "n/a"
