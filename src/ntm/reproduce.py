@@ -148,6 +148,23 @@ def write_page(plan: Plan, records: dict[str, dict]) -> Path:
     return plan.page
 
 
+def ship(records: dict[str, dict], root: Path | None = None) -> list[str]:
+    """Ship each task's NTM of a reproduction as a pretrained model (package data), with its figures."""
+    from ntm.saving import add_pretrained, load
+
+    shipped = []
+    for record in records.values():
+        if record["model"] != "ntm":
+            continue
+        settings = record["settings"]
+        add_pretrained(record["task"], load(record["run_dir"]), task=record["task"],
+                       task_options=settings.get("task_options", {}), training_sequences=record["sequences"],
+                       wall_time=record["seconds"], eval_key=record["key"], eval_rows=record["rows"],
+                       notes=f"ntm reproduce: {record['verdict']}", root=root)
+        shipped.append(record["task"])
+    return shipped
+
+
 def add_commands(commands) -> None:
     """Register `ntm reproduce` on the `ntm` subparsers object."""
     command = commands.add_parser("reproduce", help="train the paper's five tasks with the NTM, LSTM and DNC and "
@@ -159,6 +176,8 @@ def add_commands(commands) -> None:
     command.add_argument("--minutes", type=float, default=4.0, help="training budget per run (default 4)")
     command.add_argument("--seeds", type=int, default=1, help="seeds per run, trained side by side (default 1)")
     command.add_argument("--eval-sequences", type=int, default=1000, help="fresh sequences per test value")
+    command.add_argument("--ship", action="store_true", help="also ship each task's NTM as a pretrained model "
+                                                            "(into the package's pretrained_models folder)")
     command.set_defaults(handler=run_command)
 
 
@@ -167,4 +186,7 @@ def run_command(args, console: Console) -> int:
                 tuple(m for m in args.models.split(",") if m), args.minutes, args.seeds, args.eval_sequences)
     page = reproduce(plan, console)
     Console().print(f"results page: {page}")
+    if args.ship:
+        shipped = ship(read_json(plan.out / RESULTS_FILE))
+        Console().print(f"shipped as pretrained: {', '.join(shipped) or 'none'}")
     return 0
