@@ -217,7 +217,7 @@ def _batch_sharded_step(grad_fn, apply_fn, mesh: Mesh) -> SpreadStep:
                         out_shardings=NamedSharding(mesh, P(AXIS)))
 
     def mean_and_update(parts, params, opt_state, keys, active):
-        grads, stats = structure["unflatten"](jnp.mean(jnp.stack(parts), axis=0))
+        grads, stats = structure["unflatten"](jnp.mean(jnp.concatenate(parts), axis=0))  # parts: [1, K, n] each
         return jax.vmap(apply_fn)(params, opt_state, grads, stats, keys, active)
 
     update = jax.jit(mean_and_update, donate_argnums=(1, 2))
@@ -227,7 +227,7 @@ def _batch_sharded_step(grad_fn, apply_fn, mesh: Mesh) -> SpreadStep:
         params, opt_state, keys, active = jax.device_put((params, opt_state, keys, active), home)
         per_device = gradients(*jax.device_put((params, batch, keys), (replicated, batch_sharding, replicated)))
         shards = sorted(per_device.addressable_shards, key=lambda shard: position[shard.device])
-        parts = [jax.device_put(shard.data[0], home) for shard in shards]
+        parts = jax.device_put([shard.data for shard in shards], home)
         return update(parts, params, opt_state, keys, active)
 
     return SpreadStep(run, gradients, devices, 3)
