@@ -36,7 +36,8 @@ CONFIRM_CHUNKS = 4
 CONFIRM_SEED = 7_000_003
 SCREEN_SEED = 5_000_011
 
-RUN_KEYS = ("name", "eval_every", "time_limit", "max_sequences", "window", "weight_grad_clip", "lr_drops")
+RUN_KEYS = ("name", "eval_every", "time_limit", "max_sequences", "window", "weight_grad_clip", "lr_drops",
+            "init_from", "init_step")
 
 
 def scored_bits(batch) -> float:
@@ -78,15 +79,24 @@ def run(config: dict, out: Path) -> dict:
     settings = TrainSettings.from_dict({k: v for k, v in config.items() if k not in RUN_KEYS})
     task = tasks.get(settings.task, **settings.task_options)
     model, model_config = build_model(settings, task)
-    graphdef, params = nnx.split(model, nnx.Param)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = make_optimizer(settings)
     opt_state = tx.init(params)
-    one_step = seed_step(make_grad_fn(graphdef, settings.remat), make_apply_fn(tx))
+    if "init_from" in config:  # start from a checkpoint of an `ntm train` run directory (params and optimizer)
+        from ntm.rundir import Checkpoints
+
+        saved = Checkpoints(Path(config["init_from"]), create=False)
+        _, pure, opt_state, _ = saved.restore(nnx.to_pure_dict(params), opt_state, step=config.get("init_step"))
+        saved.close()
+        nnx.replace_by_pure_dict(params, pure)
+        if "lr" in config:
+            opt_state.hyperparams["learning_rate"] = jnp.asarray(config["lr"], jnp.float32)
+    one_step = seed_step(make_grad_fn(graphdef, rest, settings.remat), make_apply_fn(tx))
     step_fn = jax.jit(lambda p, o, b, k: one_step(p, o, b, k, True), donate_argnums=(0, 1))
 
     @jax.jit
     def eval_fn(params, batch):
-        logits = nnx.merge(graphdef, params)(batch.inputs, lengths=batch.lengths)
+        logits = nnx.merge(graphdef, params, rest)(batch.inputs, lengths=batch.lengths)
         return task.sequence_stats(logits, batch)
 
     levels = task.curriculum_levels() if settings.curriculum == "levels" else [dict(task.difficulty)]
@@ -128,9 +138,12 @@ def run(config: dict, out: Path) -> dict:
     pending: list = []
     solved = False
     compile_start = time.perf_counter()
-    # Compile outside the timed loop (the same shape as every training batch of this level).
+    # Compile outside the timed loop: one throwaway step on copies (the step donates its inputs), with
+    # a batch of the shape of every training batch of this level.
     warm = task.sample(np.random.default_rng(0), settings.batch_size, **levels[level])
-    jax.block_until_ready(step_fn.lower(params, opt_state, warm, key).compile())
+    # Twice: a restored checkpoint's arrays may differ in type from the step's own outputs.
+    first = step_fn(*jax.tree.map(jnp.copy, (params, opt_state)), warm, key)
+    jax.block_until_ready(step_fn(*first[:2], warm, key))
     write({"event": "compiled", "seconds": time.perf_counter() - compile_start})
     started = time.perf_counter()
     while not solved and train_time < time_limit and sequences < max_sequences:
