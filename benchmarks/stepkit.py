@@ -80,12 +80,12 @@ def prepare(task_name: str = "copy", *, model: str = "ntm", batch_size: int = 8,
                                       model_options=model_options or {}, remat=remat)
     task = tasks.get(task_name, **settings.task_options)
     built = [build_model(settings, task, seed=s) for s in range(seeds)]
-    graphdef = nnx.split(built[0][0], nnx.Param)[0]
-    params = stack([nnx.split(m, nnx.Param)[1] for m, _ in built])
+    graphdef, _, rest = nnx.split(built[0][0], nnx.Param, ...)
+    params = stack([nnx.state(m, nnx.Param) for m, _ in built])
     tx = make_optimizer(settings)
     opt_state = jax.vmap(tx.init)(params)
     chosen = parallel.plan(seeds, batch_size, devices) if mode == "auto" else mode
-    step = parallel.compile_step(make_grad_fn(graphdef, remat), make_apply_fn(tx), seeds=seeds,
+    step = parallel.compile_step(make_grad_fn(graphdef, rest, remat), make_apply_fn(tx), seeds=seeds,
                                  batch_size=batch_size, devices=devices, mode=chosen)
     rngs = [np.random.default_rng(s) for s in range(seeds)]
     batch = stack_batches([task.sample(rng, batch_size) for rng in rngs])
