@@ -183,10 +183,11 @@ class NTMCell(nnx.RNNCellBase):
                                                            read_heads=cfg.read_heads, slots_last=slots_last)
             read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
         else:
-            weights = addressing.address(carry.memory, previous, *params)
-            read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
-            reads = memory_ops.read(carry.memory, read_weights)
-            new_memory = memory_ops.write(carry.memory, write_weights, vectors.erase, vectors.add)
+            with jax.named_scope("memory_step"):  # as the fused step's, for profiles
+                weights = addressing.address(carry.memory, previous, *params)
+                read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
+                reads = memory_ops.read(carry.memory, read_weights)
+                new_memory = memory_ops.write(carry.memory, write_weights, vectors.erase, vectors.add)
         logits = self.output(jnp.concatenate([hidden, reads.reshape(batch, -1)], axis=-1))
         if cfg.clip_value is not None:
             logits = jnp.clip(logits, -cfg.clip_value, cfg.clip_value)

@@ -96,9 +96,10 @@ def compile_step(
     grad_fn(params, batch, key) -> (grads, stats), stats being batch means;
     apply_fn(params, opt_state, grads, stats, key, active) -> (params, opt_state, stats).
     The returned step takes `(params, opt_state, batch, keys, active)` with a leading seed axis
-    of size `seeds` on every array (batch arrays are [K,B,...]) and donates params and
-    opt_state. `mode` forces "seeds", "batch" or "none" instead of `plan`'s choice; a forced mode
-    whose size does not divide by the device count is an error.
+    of size `seeds` on every array (batch arrays are [K,B,...]); the caller must not reuse the
+    params and opt_state it passed (one device and "batch" donate them; "seeds" copies them out to
+    the devices and back). `mode` forces "seeds", "batch" or "none" instead of `plan`'s choice; a
+    forced mode whose size does not divide by the device count is an error.
     """
     _check_sizes(seeds, batch_size)
     if mode not in MODES:
