@@ -100,28 +100,14 @@ def _width_axis(slots_last: bool) -> int:
     return 1 if slots_last else 2
 
 
-def _one_vector_at_a_time(spec: str, vectors, memory):
-    """einsum(spec, vectors[B,K,.], memory), one vector (k) per product, concatenated over k.
-
-    With K > 1, XLA on the CPU hands the batched product to XNNPACK, which was slower in the
-    training step than K matrix-vector products that XLA runs itself (profiled at batch 32 on a
-    loaded machine: 8.8-15 ms against about 1 ms per step for the keys' gradient); being
-    multi-threaded, it also waits on a core that another device or process holds.
-    """
-    if vectors.shape[1] == 1:
-        return jnp.einsum(spec, vectors, memory)
-    return jnp.concatenate([jnp.einsum(spec, vectors[:, k : k + 1], memory) for k in range(vectors.shape[1])],
-                           axis=1)
-
-
 def _dots(memory, width_vectors, slots_last: bool):
     """sum_m v[b,k,m] memory[b,n,m] -> [B,K,N]."""
-    return _one_vector_at_a_time("bkm,bmn->bkn" if slots_last else "bkm,bnm->bkn", width_vectors, memory)
+    return jnp.einsum("bkm,bmn->bkn" if slots_last else "bkm,bnm->bkn", width_vectors, memory)
 
 
 def _weighted_rows(memory, slot_vectors, slots_last: bool):
     """sum_n w[b,k,n] memory[b,n,m] -> [B,K,M]."""
-    return _one_vector_at_a_time("bkn,bmn->bkm" if slots_last else "bkn,bnm->bkm", slot_vectors, memory)
+    return jnp.einsum("bkn,bmn->bkm" if slots_last else "bkn,bnm->bkm", slot_vectors, memory)
 
 
 def _outer_sum(slot_vectors, width_vectors, slots_last: bool):
