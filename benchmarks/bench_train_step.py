@@ -46,7 +46,8 @@ def main() -> None:
     for model in args.models.split(","):
         steps = args.memory_steps.split(",") if model == "ntm" else ["-"]
         for memory_step in steps:
-            options = {"memory_step": memory_step} if model == "ntm" else {"layers": 3, "units": 256}
+            # the NTM's memory step; the paper's copy LSTM (3 x 256); the DNC on its own defaults
+            options = {"ntm": {"memory_step": memory_step}, "lstm": {"layers": 3, "units": 256}}.get(model, {})
             for batch_size in batch_sizes:
                 for devices in device_counts:
                     bench = stepkit.prepare("copy", model=model, batch_size=batch_size, model_options=options,

@@ -27,25 +27,27 @@ def test_tune_malloc_is_accepted_by_glibc_and_keeps_a_large_block_in_the_heap():
     assert first == second
 
 
-def test_tune_xla_adds_its_flag_only_where_measured_and_never_over_the_users(monkeypatch):
+def test_tune_xla_adds_its_flags_only_where_measured_and_never_over_the_users(monkeypatch):
     import jax
 
+    both = (runtime.EIGEN_FLAG, runtime.YNN_FLAG)
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     monkeypatch.setattr(jax, "__version__", "0.10.2")
-    assert runtime.tune_xla() is True
-    assert os.environ["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false", runtime.YNN_FLAG]
-    assert runtime.tune_xla() is True  # idempotent
+    assert runtime.tune_xla() == both
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false", *both]
+    assert runtime.tune_xla() == both  # idempotent
     assert os.environ["XLA_FLAGS"].count("ynn_fusion_type") == 1
+    assert os.environ["XLA_FLAGS"].count("multi_thread_eigen") == 1
 
-    mine = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE"
+    mine = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE --xla_cpu_multi_thread_eigen=true"
     monkeypatch.setenv("XLA_FLAGS", mine)
-    assert runtime.tune_xla() is False
+    assert runtime.tune_xla() == ()
     assert os.environ["XLA_FLAGS"] == mine
 
     monkeypatch.delenv("XLA_FLAGS")
-    monkeypatch.setattr(jax, "__version__", "0.11.0")
-    assert runtime.tune_xla() is False
-    assert "XLA_FLAGS" not in os.environ
+    monkeypatch.setattr(jax, "__version__", "0.11.0")  # not measured: only the Eigen flag
+    assert runtime.tune_xla() == (runtime.EIGEN_FLAG,)
+    assert os.environ["XLA_FLAGS"] == runtime.EIGEN_FLAG
 
 
 def test_the_command_line_starts_no_jax_backend_before_main_sets_its_flags():
