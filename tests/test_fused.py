@@ -132,10 +132,32 @@ def test_equal_to_the_plain_path_at_extremes(memory, keys, previous, shifts, era
     inputs = [jnp.asarray(a) for a in (memory, simplex(previous), keys, np.full((B, R + W), strength, np.float32),
                                        np.full((B, R + W), gate, np.float32), simplex(shifts),
                                        np.full((B, R + W), gamma, np.float32), erase, add)]
-    # Sharpening with gamma up to 100 and strengths up to 1e3 amplify float32 rounding of the plain path
-    # itself (its own float64 result differs by as much), so the tolerance is relative to each gradient's
-    # scale, as in float32 arithmetic.
-    assert_same_values_and_gradients(inputs, R, slots_last, rtol=2e-3, atol=2e-3)
+    # Sharpening with gamma up to 100 and strengths up to 1e3 amplify float32 rounding: gradients of order 1
+    # come out of cancelling terms of order 1e4, so the two float32 paths can differ by several per cent.
+    # The fair test is against the float64 truth: the fused path must be as accurate as the plain one.
+    assert_as_accurate_as_the_plain_path(inputs, R, slots_last)
+
+
+def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last):
+    inputs = to_layout(inputs, slots_last)
+    shapes = jax.eval_shape(lambda a: fused.reference_memory_step(*a, read_heads=read_heads, slots_last=slots_last),
+                            inputs)
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(size=o.shape).astype(np.float32) for o in shapes]
+    results = {}
+    for name, step in (("fused", fused.memory_step), ("plain", fused.reference_memory_step)):
+        grads, outputs = compiled(step, read_heads, slots_last)(inputs, [jnp.asarray(w) for w in weights])
+        results[name] = [np.asarray(x, np.float64) for x in (*outputs, *grads)]
+    with jax.enable_x64(True):
+        wide = [jnp.asarray(np.asarray(x), jnp.float64) for x in inputs]
+        grads, outputs = compiled(fused.reference_memory_step, read_heads, slots_last)(
+            wide, [jnp.asarray(w, jnp.float64) for w in weights])
+        truth = [np.asarray(x) for x in (*outputs, *grads)]
+    for name, got, plain, want in zip(("weights", "reads", "memory", *(f"gradient of {a}" for a in ARGS)),
+                                      results["fused"], results["plain"], truth):
+        assert np.isfinite(got).all(), name
+        error, plain_error = np.linalg.norm(got - want), np.linalg.norm(plain - want)
+        assert error <= 2 * plain_error + 1e-5 * max(1.0, np.linalg.norm(want)), (name, error, plain_error)
 
 
 def test_check_grads_in_float64():
