@@ -116,6 +116,34 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
                                           + jax.random.uniform(jax.random.fold_in(jax.random.key(s), 1))) / 2)
                                    for s in range(3)]
     out["plain_draws"] = [float(jax.random.uniform(jax.random.key(s))) for s in range(3)]
+
+    # The training loop itself with 2 seeds spread over the 2 devices (their state stays there between
+    # steps), through checkpoints, held-out checks and fault-injected restores, against one device.
+    import tempfile
+    from rich.console import Console
+    from ntm.training.loop import train
+    from ntm.training.settings import TrainSettings
+
+    def loop_run(devices):
+        settings = TrainSettings.for_task(
+            "copy", steps=24, batch_size=4, eval_every=8, checkpoint_every=4, log_every=4, until_solved=False,
+            fault_rate=0.3, nan_patience=1, max_restores=50, judge_sequences=20, screen_sequences=10,
+            task_options={"bits": 4, "min_length": 1, "max_length": 4},
+            model_options={"memory_slots": 16, "memory_width": 6, "controller_units": 24})
+        with tempfile.TemporaryDirectory() as scratch:
+            result = train(settings, run_dir=scratch + "/run", seeds=2, devices=devices, progress=False,
+                           console=Console(quiet=True))
+            from ntm.evaluate import load_run
+            params = [jax.device_get(nnx.state(load_run(r.run_dir).model, nnx.Param)) for r in result.seeds]
+            events = [[json.loads(line).get("event") for line in open(r.run_dir / "metrics.jsonl")]
+                      for r in result.seeds]
+        return params, {"steps": [r.step for r in result.seeds], "checked": all(r.verdict for r in result.seeds),
+                        "restores": [e.count("nan_restore") for e in events]}
+
+    spread_params, spread_facts = loop_run(2)
+    single_params, single_facts = loop_run(1)
+    out["loop"] = {"state": max_difference(spread_params, single_params), "spread": spread_facts,
+                   "single": single_facts, "seeds_differ": max_difference(spread_params[0], spread_params[1])}
     print(json.dumps(out))
     """
 )
@@ -142,9 +170,19 @@ def test_spread_steps_equal_the_single_device_step(two_devices, case):
     assert result["state"] < 2e-5, result
     assert result["stats"] < 1e-4, result
     assert result["frozen_seed_moved"] == 0.0
-    assert result["placed_on"] == 1  # results come back to the first device, as from one device
+    # seeds mode leaves each seed's state on its device between steps; batch mode brings it home
+    assert result["placed_on"] == (2 if case == "seeds" else 1)
     assert result["devices"] == (1 if case == "batch_one_device" else 2)  # but ran on both
     assert result["collectives"] == 0  # no program waits on another device (see parallel's docstring)
+
+
+def test_the_training_loop_spread_over_two_devices_equals_one_device(two_devices):
+    loop = two_devices["loop"]
+    assert loop["spread"] == loop["single"]  # same steps, held-out checks and restores
+    assert loop["spread"]["steps"] == [24, 24] and loop["spread"]["checked"]
+    assert min(loop["spread"]["restores"]) >= 1  # the fault-injected restores wrote into the spread state
+    assert loop["seeds_differ"] > 1e-3
+    assert loop["state"] < 2e-5, loop
 
 
 def test_auto_plans_seeds_first_then_batch(two_devices):

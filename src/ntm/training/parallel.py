@@ -12,8 +12,9 @@ of `ntm.training.step`, run on every given device:
   - "none": one device, `jit(vmap(grad -> apply))`, as in `ntm.training.step`.
 No compiled program holds a collective (all-reduce, all-gather): XLA's in-process CPU all-reduce
 between host devices hung here (see `_batch_sharded_step`), and copies between devices
-(`jax.device_put`) do the same job for a few hundred kB per step. Arguments and results stay on
-the first device, as with one device.
+(`jax.device_put`) do the same job for a few hundred kB per step. In "seeds" mode the parameters
+and optimizer state stay spread between steps (seed k on the device that trains it; reading or
+replacing a seed works on them as on any array); in "batch" mode they come back to the first device.
 `plan(seeds, batch_size, devices)` says which one `compile_step` picks ("auto").
 
 On a CPU there is one device unless XLA is told to make more
@@ -131,10 +132,9 @@ def _single_device_step(grad_fn, apply_fn, device):
 class SpreadStep:
     """A step that runs compiled programs on several devices; called like a jitted step.
 
-    Arguments and results live on the first ("home") device, as with the single-device step, so
-    whatever the caller does between steps (indexing a seed, restoring one, reading statistics)
-    stays on one device. `_cache_size()` counts the compiles of the spread program, as a jitted
-    function's does.
+    It takes arrays wherever they are (fresh host arrays, its own previous results) and copies them
+    to where its program runs. `_cache_size()` counts the compiles of the spread program, as a
+    jitted function's does.
     """
 
     def __init__(self, run, program, devices, program_arity):
@@ -155,16 +155,16 @@ class SpreadStep:
 
 def _seed_sharded_step(grad_fn, apply_fn, mesh: Mesh) -> SpreadStep:
     """Each device runs the vmapped step on its K/D seeds; the program has no communication."""
-    home = SingleDeviceSharding(mesh.devices.flat[0])
     sharded = NamedSharding(mesh, P(AXIS))
     spread = jax.jit(jax.shard_map(jax.vmap(seed_step(grad_fn, apply_fn)), mesh=mesh, in_specs=P(AXIS),
                                    out_specs=P(AXIS), check_vma=False),
                      donate_argnums=(0, 1), in_shardings=sharded, out_shardings=sharded)
 
     def run(params, opt_state, batch, keys, active):
-        # Copies to and from the devices (device_put), not collectives (see `_batch_sharded_step`).
-        results = spread(*jax.device_put((params, opt_state, batch, keys, active), sharded))
-        return jax.device_put(results, home)
+        # The results stay spread: copying params and optimizer state home and out again every step
+        # (a device_put per leaf each way) cost 7 ms a step, more than the step itself at batch 1-8.
+        # device_put of the step's own outputs is then free; the caller's fresh arrays are copied out.
+        return spread(*jax.device_put((params, opt_state, batch, keys, active), sharded))
 
     return SpreadStep(run, spread, list(mesh.devices.flat), 5)
 
