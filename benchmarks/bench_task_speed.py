@@ -5,8 +5,8 @@ training settings (`--batch-size` overrides every task's), times the training lo
 fresh batch from `ntm.tasks.get(name)` per step, then the compiled step) for:
   - before: the plain memory step on one device (what training ran before the fused step);
   - fused, one device;
-  - after: the fused memory step, spread over every core (one XLA host device per core): the batch
-    split when it divides, else one device (what `ntm train TASK` does);
+  - after: the fused memory step as `ntm train TASK` runs it with one XLA host device per core: the
+    batch split over them where that pays (`ntm.training.parallel.plan`), else one device;
   - seeds: as many seeds as devices, one per device (`ntm train TASK --seeds K`), all seeds counted.
 All configurations run in one process with the devices asked for before JAX starts, timed in turn
 over rounds; ratios come from the same run.
@@ -52,7 +52,8 @@ def main() -> None:
     for name in names:
         for label, (memory_step, devices, seeds) in configs.items():
             benches[name, label] = stepkit.prepare(name, batch_size=batch_sizes[name], devices=devices, seeds=seeds,
-                                                   sample=True, model_options={"memory_step": memory_step})
+                                                   sample=True, model_options={"memory_step": memory_step},
+                                                   mode="train")
     timings = stepkit.alternate(benches, args.rounds, args.seconds)
     print(f"backend {jax.default_backend()}, {spread} device(s); default NTM and batch per task; "
           f"load average {stepkit.load_average()} (1 min) at the end")

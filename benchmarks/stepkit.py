@@ -84,11 +84,13 @@ def prepare(task_name: str = "copy", *, model: str = "ntm", batch_size: int = 8,
     params = stack([nnx.state(m, nnx.Param) for m, _ in built])
     tx = make_optimizer(settings)
     opt_state = jax.vmap(tx.init)(params)
-    chosen = parallel.plan(seeds, batch_size, devices) if mode == "auto" else mode
-    step = parallel.compile_step(make_grad_fn(graphdef, rest, remat), make_apply_fn(tx), seeds=seeds,
-                                 batch_size=batch_size, devices=devices, mode=chosen)
     rngs = [np.random.default_rng(s) for s in range(seeds)]
     batch = stack_batches([task.sample(rng, batch_size) for rng in rngs])
+    # "auto" splits whatever divides (to measure a split); "train" plans as `ntm train` does
+    steps = batch.inputs.shape[-2] if mode == "train" else None
+    chosen = parallel.plan(seeds, batch_size, devices, steps) if mode in ("auto", "train") else mode
+    step = parallel.compile_step(make_grad_fn(graphdef, rest, remat), make_apply_fn(tx), seeds=seeds,
+                                 batch_size=batch_size, devices=devices, mode=chosen)
     keys = jnp.stack([jax.random.key(s) for s in range(seeds)])
     active = jnp.ones(seeds, bool)
     started = time.perf_counter()

@@ -203,6 +203,12 @@ def test_plan_without_divisors_or_with_one_device_is_none():
     assert parallel.plan(4, 3, devices=[object(), object()]) == "seeds"
     assert parallel.plan(3, 6, devices=[object()] * 3) == "seeds"
     assert parallel.plan(2, 6, devices=[object()] * 3) == "batch"
+    # the batch is split only when each device gets enough sequence steps to pay for it
+    two = [object(), object()]
+    assert parallel.plan(1, 8, devices=two, steps=41) == "none"  # 4 x 41 per device: slower split
+    assert parallel.plan(1, 32, devices=two, steps=41) == "batch"
+    assert parallel.plan(1, 8, devices=two, steps=204) == "batch"
+    assert parallel.plan(2, 8, devices=two, steps=41) == "seeds"  # seeds never communicate
 
 
 def test_compile_step_rejects_bad_sizes_and_modes():
