@@ -60,12 +60,17 @@ def compiled(step, read_heads, slots_last):
     return jax.jit(jax.grad(loss, has_aux=True))
 
 
-def assert_same_values_and_gradients(inputs, read_heads, slots_last, rtol=2e-5, atol=2e-5):
-    inputs = to_layout(inputs, slots_last)
+def output_weights(inputs, read_heads, slots_last):
+    """Fixed random weights of the three outputs, for the linear loss of `compiled` (numpy, the outputs' dtypes)."""
     shapes = jax.eval_shape(lambda a: fused.reference_memory_step(*a, read_heads=read_heads, slots_last=slots_last),
                             inputs)
     rng = np.random.default_rng(1)
-    weights = [jnp.asarray(rng.normal(size=o.shape), o.dtype) for o in shapes]
+    return [rng.normal(size=o.shape).astype(o.dtype) for o in shapes]
+
+
+def assert_same_values_and_gradients(inputs, read_heads, slots_last, rtol=2e-5, atol=2e-5):
+    inputs = to_layout(inputs, slots_last)
+    weights = [jnp.asarray(w) for w in output_weights(inputs, read_heads, slots_last)]
     got, got_outputs = compiled(fused.memory_step, read_heads, slots_last)(inputs, weights)
     want, want_outputs = compiled(fused.reference_memory_step, read_heads, slots_last)(inputs, weights)
     for name, g, w in zip(("weights", "reads", "memory"), got_outputs, want_outputs):
@@ -140,10 +145,7 @@ def test_equal_to_the_plain_path_at_extremes(memory, keys, previous, shifts, era
 
 def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last):
     inputs = to_layout(inputs, slots_last)
-    shapes = jax.eval_shape(lambda a: fused.reference_memory_step(*a, read_heads=read_heads, slots_last=slots_last),
-                            inputs)
-    rng = np.random.default_rng(1)
-    weights = [rng.normal(size=o.shape).astype(np.float32) for o in shapes]
+    weights = output_weights(inputs, read_heads, slots_last)
     results = {}
     for name, step in (("fused", fused.memory_step), ("plain", fused.reference_memory_step)):
         grads, outputs = compiled(step, read_heads, slots_last)(inputs, [jnp.asarray(w) for w in weights])

@@ -121,6 +121,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
     # steps), through checkpoints, held-out checks and fault-injected restores, against one device.
     import tempfile
     from rich.console import Console
+    from ntm.evaluate import load_run
     from ntm.training.loop import train
     from ntm.training.settings import TrainSettings
 
@@ -133,7 +134,6 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
         with tempfile.TemporaryDirectory() as scratch:
             result = train(settings, run_dir=scratch + "/run", seeds=2, devices=devices, progress=False,
                            console=Console(quiet=True))
-            from ntm.evaluate import load_run
             params = [jax.device_get(nnx.state(load_run(r.run_dir).model, nnx.Param)) for r in result.seeds]
             events = [[json.loads(line).get("event") for line in open(r.run_dir / "metrics.jsonl")]
                       for r in result.seeds]

@@ -162,14 +162,9 @@ def _keep_and_others(factors):
 # ----------------------------------------------------------------------------- the custom VJP
 
 
+# The "memory_step" name scope lets profiles tell this step's ops apart (benchmarks/profile_step.py).
+@jax.named_scope("memory_step")
 def _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads, slots_last):
-    with jax.named_scope("memory_step"):  # so profiles can tell its ops apart (benchmarks/profile_step.py)
-        return _forward_ops(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads,
-                            slots_last)
-
-
-def _forward_ops(memory, previous, keys, strengths, gates, shift_weights, gammas, erase, add, read_heads,
-                 slots_last):
     width_axis = _width_axis(slots_last)
     key_norms = jnp.sqrt(jnp.sum(keys * keys, axis=-1) + addressing.NORM_EPSILON)  # [B,H]
     row_norms = jnp.sqrt(jnp.sum(memory * memory, axis=width_axis) + addressing.NORM_EPSILON)  # [B,N]
@@ -196,12 +191,8 @@ def _memory_step_fwd(memory, previous, keys, strengths, gates, shift_weights, ga
                     slots_last)
 
 
+@jax.named_scope("memory_step")
 def _memory_step_bwd(read_heads, slots_last, residuals, cotangents):
-    with jax.named_scope("memory_step"):
-        return _backward_ops(read_heads, slots_last, residuals, cotangents)
-
-
-def _backward_ops(read_heads, slots_last, residuals, cotangents):
     memory, keys, key_norms, row_norms, similarity, weights, erase, add, tail_vjp = residuals
     d_weights, d_reads, d_new = cotangents
     read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
