@@ -10,10 +10,11 @@ from flax import nnx
 from rich.console import Console
 
 from ntm import rundir, tasks
-from ntm.evaluate import evaluate_run, load_run, verdict_text
+from ntm.evaluate import evaluate_run, final_rows, load_run, verdict_text
 from ntm.training import TrainSettings, train
 from ntm.training import curriculum as curricula
-from ntm.training.judge import Judge, interval95
+from ntm.training import certify
+from ntm.training.judge import Judge
 from ntm.training.loop import build_model
 from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, seed_step
 
@@ -42,18 +43,23 @@ def training_rows(run_dir):
     return [row for row in rundir.read_metrics(run_dir) if "event" not in row]
 
 
-def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequences(tmp_path):
+def test_ntm_learns_copy_of_lengths_one_to_five_and_its_certificate_is_the_final_table(tmp_path):
     settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=3000, eval_every=50,
                                       checkpoint_every=100000)
     result = train(settings, run_dir=tmp_path / "run", console=QUIET, progress=False)
     assert result.solved, f"not solved after {result.step} steps: {result.last}"
     assert result.compiles == 1  # lengths 1-5 are padded to one shape: never recompiled
     checks = [row for row in rundir.read_metrics(tmp_path / "run") if row.get("event") == "held_out"]
-    assert checks[-1]["solved"] and checks[-1]["held_out_sequences"] == 1000 and checks[-1]["bit_errors"] < 0.01
-    # Failing checks stop after the screen: 100 sequences, so the stop rule costs little while learning.
-    assert {row["held_out_sequences"] for row in checks[:-1] if not row["solved"]} <= {100, 1000}
-    _, rows = evaluate_run(tmp_path / "run", [5], sequences=1000)
-    assert rows[0]["sequences"] == 1000 and rows[0]["bit_errors"] < 0.05
+    last = checks[-1]
+    plan = certify.FailureRate().plan_size(certify.attempt_alpha(last["attempt"]))
+    assert last["solved"] and last["rows"][0]["failures"] == 0 and last["held_out_sequences"] == plan >= 2995
+    # Failing checks stop after the screen (100 sequences) or at their first failure: cheap while learning.
+    assert all(row["held_out_sequences"] <= 100 for row in checks if not row["screened"])
+    # The stop rule and the table are one test: the table's rows inside training are the certificate's.
+    run, solved, rows = final_rows(tmp_path / "run", [5, 8], sequences=1000)
+    assert solved and rows[0]["source"] == "stop rule" and rows[0]["sequences"] == plan and rows[0]["solved"]
+    assert rows[1]["source"] == "evaluation" and rows[1]["sequences"] >= 1000 and not rows[1]["in_training_range"]
+    assert verdict_text(solved, rows, run.task)[0] is True
 
 
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
@@ -171,7 +177,10 @@ def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path):
     assert levels and levels[0]["difficulty"]["max_length"] == 2
     assert result.compiles == 1  # every level is padded to the longest: one compile
     held = [r for r in rundir.read_metrics(tmp_path / "cur") if r.get("event") == "held_out"]
-    assert all(r["held_out_sequences"] in (100, 200) for r in held)
+    # screens are 100 sequences; a certification draws at most its attempt's plan (the final check: >= 200)
+    plans = {m: certify.FailureRate().plan_size(certify.attempt_alpha(m)) for m in range(1, 200)}
+    assert all(r["held_out_sequences"] == 100 if not r["screened"] else r["held_out_sequences"] <= plans[r["attempt"]]
+               for r in held)
 
 
 def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
@@ -189,36 +198,43 @@ def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
     np.testing.assert_allclose(again.policy(), policy)
 
 
-def test_the_stop_rule_screens_then_judges_the_full_count():
+def test_the_stop_rule_screens_on_sequences_of_its_own_then_certifies():
     task = tasks.get("copy", max_length=3)
     model, _ = build_model(tiny_settings(), task)
     graphdef, params = nnx.split(model, nnx.Param)
     stacked = jax.tree.map(lambda leaf: np.stack([leaf, leaf]), params)
     judge = Judge(task, graphdef, chunk=50, pad_to=task.max_steps())
-    verdicts = judge.check(stacked, [task.hardest()], 300, check_id=7, judged=[True, False])
+    verdicts = judge.certify(stacked, [task.hardest()], [1, None], np.random.default_rng(7))
     assert verdicts[1] is None
-    assert verdicts[0].sequences == 50 and not verdicts[0].solved  # untrained: fails the screen
-    low, high = verdicts[0].intervals["bit_errors"]
-    assert low < verdicts[0].means["bit_errors"] < high
-    same = judge.check(stacked, [task.hardest()], 300, check_id=7, judged=[True, True])
-    assert same[0].means == verdicts[0].means == same[1].means  # the same fresh sequences for one check
+    assert verdicts[0].sequences == 50 and not verdicts[0].solved and not verdicts[0].screened  # untrained
+    row = verdicts[0].rows[0]
+    assert 0 <= row["bit_errors_interval"][0] <= row["bit_errors"] <= row["bit_errors_interval"][1]
+    assert row["failure_rate_interval"][0] <= row["failure_rate"] <= row["failure_rate_interval"][1] <= 1
+    same = judge.certify(stacked, [task.hardest()], [1, 1], np.random.default_rng(7))
+    assert same[0].means == verdicts[0].means == same[1].means  # the same held-out sequences for one check
 
 
 def test_interval_of_the_mean_covers_the_true_mean_95_percent_of_the_time():
     rng = np.random.default_rng(0)
-    covered = [low < 0.5 < high for low, high in (interval95(rng.poisson(0.5, 1000)) for _ in range(400))]
+    covered = [low < 0.5 < high for low, high in (certify.mean_interval(rng.poisson(0.5, 1000)) for _ in range(400))]
     assert 0.92 <= np.mean(covered) <= 0.98
-    small, large = interval95(rng.poisson(0.5, 100)), interval95(rng.poisson(0.5, 10000))
+    small, large = certify.mean_interval(rng.poisson(0.5, 100)), certify.mean_interval(rng.poisson(0.5, 10000))
     assert (large[1] - large[0]) < (small[1] - small[0]) / 5
 
 
-def test_summary_never_says_solved_above_a_table_that_fails_inside_the_training_range():
+def test_the_summary_states_the_certificate_and_names_what_a_later_test_did_not_certify():
     task = tasks.get("copy")
-    rows = [{"length": 10, "solved": False}, {"length": 20, "solved": True}, {"length": 50, "solved": False}]
-    solved, text = verdict_text(True, rows, task)
-    assert not solved and "length 10" in text and "50" not in text
-    assert verdict_text(True, rows[1:], task) == (True, "solved")
-    assert verdict_text(False, rows[1:2], task)[0] is False
+    certified = {"length": 20, "solved": True, "in_training_range": True, "source": "stop rule", "failures": 0,
+                 "sequences": 3688, "failure_rate_interval": [0.0, 0.001]}
+    later = {**certified, "length": 10, "solved": False, "source": "evaluation", "failures": 2,
+             "failure_rate_interval": [0.0001, 0.002]}
+    outside = {**later, "length": 50, "in_training_range": False}
+    solved, text = verdict_text(True, [certified, outside], task)
+    assert solved and text.startswith("solved") and "length 20" in text and "50" not in text
+    solved, text = verdict_text(True, [later, certified], task)
+    assert solved and "did not certify length 10: 2 of 3,688" in text
+    solved, text = verdict_text(False, [{**certified, "solved": False, "failures": 3}], task)
+    assert not solved and "not solved: length 20: 3 of 3,688 sequences wrong" in text
 
 
 def test_each_task_has_defaults_that_train_settings_use():
@@ -259,14 +275,12 @@ def test_a_seed_passes_only_if_every_judged_difficulty_passes():
     """A model that copies length 2 but not length 3 fails a check over both, though it passes at 2."""
     task = tasks.get("copy", max_length=3)
 
-    class Perfect:
-        def __call__(self, batch):
-            return {"cost": np.zeros(len(batch.lengths)), "bit_errors": np.where(batch.lengths > 5, 9.0, 0.0)}
+    def stats(batch):
+        return {"cost": np.zeros(len(batch.lengths)), "bit_errors": np.where(batch.lengths > 2, 9.0, 0.0)}
 
-    judge = Judge.__new__(Judge)
-    judge.task, judge.chunk, judge.pad_to = task, 50, task.max_steps()
-    judge.chunk_stats = lambda params, batch: {n: v[None] for n, v in Perfect()(batch).items()}
+    judge = Judge(task, None, chunk=500, pad_to=task.max_steps())
+    judge.chunk_stats = lambda params, batch: {n: v[None] for n, v in stats(batch).items()}
     easy, hard = task.eval_difficulty(2), task.eval_difficulty(3)
-    assert judge.check(None, [easy], 100, 0, [True])[0].solved
-    verdict = judge.check(None, [easy, hard], 100, 0, [True])[0]
-    assert not verdict.solved and verdict.sequences == 200
+    assert judge.certify(None, [easy], [1], np.random.default_rng(0))[0].solved
+    verdict = judge.certify(None, [easy, hard], [1], np.random.default_rng(0))[0]
+    assert not verdict.solved and [row["certified"] for row in verdict.rows] == [True, False]

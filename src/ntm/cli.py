@@ -183,7 +183,7 @@ def positive(name: str, value: int | None) -> int | None:
 
 def run_train(args, console: Console) -> int:
     from ntm import tasks
-    from ntm.evaluate import EVAL_SEQUENCES, eval_table, evaluate_run, parse_values, verdict_text
+    from ntm.evaluate import EVAL_SEQUENCES, eval_table, final_rows, parse_values, verdict_text, write_eval
     from ntm.plots import write_report
     from ntm.training import train
     from ntm.training.settings import BUDGET_FIELDS
@@ -217,13 +217,14 @@ def run_train(args, console: Console) -> int:
                                             r.last.get("cost", float("inf")) if r.last else float("inf")))
     if len(result.seeds) > 1:
         out.print(seeds_table(result, task))
-    run, rows = evaluate_run(best.run_dir, eval_values, sequences)
-    _, verdict = verdict_text(best.solved, rows, task)
-    when = (f"held-out check passed at step {best.solved_step} ({best.solved_sequences:,} sequences, "
+    run, solved, rows = final_rows(best.run_dir, eval_values, sequences, confidence=settings.confidence)
+    write_eval(run, rows)
+    _, verdict = verdict_text(solved, rows, task)
+    when = (f"certified at step {best.solved_step} ({best.solved_sequences:,} sequences, "
             f"{best.solved_time:.1f} s)" if best.solved else f"{best.step} steps ({best.sequences:,} sequences)")
     which = f"seed {best.seed}: " if len(result.seeds) > 1 else ""
-    out.print(f"{which}{verdict}: {when}; {best.wall_time:.1f} s of training")
-    out.print(eval_table(rows, task, f"{settings.model} on {settings.task}: generalisation (* outside training)"))
+    out.print(f"{which}{verdict}; {when}; {best.wall_time:.1f} s of training")
+    out.print(eval_table(rows, task, f"{settings.model} on {settings.task}: generalisation"))
     report = write_report(best.run_dir, rows)
     out.print(f"run directory: {result.run_dir} (report: {report})")
     return 0
@@ -244,11 +245,11 @@ def seeds_table(result, task):
 
     solved = sum(r.solved for r in result.seeds)
     table = Table(title=f"{len(result.seeds)} seeds of {result.settings.model} on {result.settings.task}: "
-                        f"{solved} passed the held-out check")
-    for column in ("seed", "held-out check", "at step", "sequences", "seconds", "cost (bits/seq)", "bit errors/seq"):
+                        f"{solved} certified solved")
+    for column in ("seed", "certified", "at step", "sequences", "seconds", "cost (bits/seq)", "bit errors/seq"):
         table.add_column(column, justify="right")
     for r in result.seeds:
-        status = "diverged" if r.diverged else ("passed" if r.solved else "no")
+        status = "diverged" if r.diverged else ("yes" if r.solved else "no")
         table.add_row(str(r.seed), status, str(r.solved_step or "-"), f"{r.solved_sequences or r.sequences:,}",
                       f"{r.solved_time or r.wall_time:.1f}", f"{r.last.get('cost', float('nan')):.3f}",
                       f"{r.last.get('bit_errors', float('nan')):.3f}")

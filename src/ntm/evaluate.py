@@ -1,10 +1,11 @@
 """Evaluation of a trained run: cost and bit errors per sequence at each test length (or item count).
 
 `load_run` rebuilds the task and model of a run directory from its config.json and restores the
-newest readable checkpoint's parameters (no optimizer); `evaluate_model` measures a model on at least
-1,000 fresh sequences per row, with a 95 % interval beside each figure; `evaluate_run` does both and
-writes eval.json; `verdict_text` is the one-line summary, which never says "solved" when a row inside
-the training range says otherwise.
+newest readable checkpoint's parameters (no optimizer); `evaluate_model` tests a model at each value
+(at least 1,000 held-out sequences a row, intervals valid for each statistic, the task's criterion
+tested once at 95 %); `evaluate_run` does both and writes eval.json. `final_rows` is the table a run
+ends with: the rows its stop rule certified, plus fresh rows outside them; `verdict_text` puts the
+certificate in words, so the summary and the table agree by construction.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
+from rich import box
 from rich.table import Table
 
 from ntm import tasks
-from ntm.rundir import newest_params, read_run_config, write_json_atomically
-from ntm.training.judge import Judge, summarize
+from ntm.rundir import newest_params, read_metrics, read_run_config, write_json_atomically
+from ntm.training.judge import Judge
 from ntm.training.loop import build_model
 from ntm.training.settings import TrainSettings
 
@@ -79,69 +81,153 @@ def in_training_range(task, value: int) -> bool:
 
 
 def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = EVAL_SEQUENCES,
-                   seed: int = EVAL_SEED) -> list[dict]:
-    """Means per sequence (with 95 % intervals) over `sequences` fresh sequences at each value of the
-    task's generalisation quantity; a row's `solved` applies the task's criterion to it."""
+                   seed: int = EVAL_SEED, confidence: float = 0.95, max_failure_rate: float | None = None) -> list[dict]:
+    """One row per value of the task's generalisation quantity: at least `sequences` held-out sequences,
+    means with 95 % intervals, and the task's criterion tested once at `confidence` (a rate criterion
+    draws up to its plan, 2,995 sequences at 95 %, while no sequence has failed)."""
     difficulties = [task.eval_difficulty(value) for value in values]  # ValueError for an impossible value
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     stacked = jax.tree.map(lambda leaf: leaf[None], params)
     rows = []
     for value, difficulty in zip(values, difficulties):
-        judge = Judge(task, graphdef, rest, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty))
+        judge = Judge(task, graphdef, rest, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty),
+                      judge_sequences=sequences, max_failure_rate=max_failure_rate)
         started = time.perf_counter()
-        stats = judge.measure(stacked, difficulty, sequences, np.random.default_rng(seed + value))[0]
-        verdict = summarize(task, stats)
-        rows.append({task.generalisation_key: value, "sequences": verdict.sequences, **verdict.row(),
-                     "in_training_range": in_training_range(task, value),
-                     "seconds": time.perf_counter() - started})
+        verdict = judge.certify(stacked, [difficulty], [1], np.random.default_rng(seed + value), screen=False,
+                                min_sequences=sequences, alphas=[1 - confidence])[0]
+        rows.append(table_row(task, verdict.rows[0], value, "evaluation", time.perf_counter() - started))
     return rows
 
 
-def figure_text(row: dict, name: str) -> str:
+def table_row(task, judged: dict, value: int, source: str, seconds: float | None = None) -> dict:
+    """A judged row (`judge.judged_row`) as a row of the generalisation table; `source` says which test
+    it came from: "stop rule" (the run's certificate) or "evaluation" (a test of its own)."""
+    row = {**judged, task.generalisation_key: value, "in_training_range": in_training_range(task, value),
+           "solved": judged["certified"], "source": source}
+    if seconds is not None:
+        row["seconds"] = seconds
+    return row
+
+
+def certificate_rows(run_dir: Path | str, step: int, task) -> tuple[bool, list[dict]]:
+    """(solved, rows): whether the run's stop rule certified it, and the table rows of its last certified
+    check if that check judged the model at `step` (the saved model); rows are empty otherwise."""
+    events = read_metrics(Path(run_dir))
+    solved = any(row.get("event") == "solved" for row in events)
+    checks = [row for row in events if row.get("event") == "held_out" and "rows" in row]
+    if not checks or checks[-1]["step"] != step or not checks[-1].get("screened"):
+        return solved, []
+    key = task.generalisation_key
+    return solved, [table_row(task, judged, judged[key], "stop rule") for judged in checks[-1]["rows"] if key in judged]
+
+
+def final_rows(run_dir: Path | str, values: list[int] | None = None, sequences: int = EVAL_SEQUENCES,
+               confidence: float = 0.95) -> tuple[LoadedRun, bool, list[dict]]:
+    """The table a run ends with: the rows its stop rule certified (inside the training range), and a
+    fresh evaluation at every other value; (run, solved, rows sorted by value)."""
+    run = load_run(run_dir)
+    key = run.task.generalisation_key
+    solved, rows = certificate_rows(run_dir, run.step, run.task)
+    values = values or run.task.default_eval_values
+    have = {row[key] for row in rows}
+    fresh = [value for value in values if value not in have]
+    rows += evaluate_model(run.model, run.task, fresh, sequences, confidence=confidence,
+                           max_failure_rate=run.settings.max_failure_rate) if fresh else []
+    wanted = set(values) | {row[key] for row in rows if row["source"] == "stop rule"}
+    return run, solved, sorted((row for row in rows if row[key] in wanted), key=lambda row: row[key])
+
+
+def number(value: float, digits: int = 3) -> str:
+    """A figure, compact: 0, 0.00089, 0.16, 2.46, 132.6, 1,204 (`digits` significant below 100)."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+    return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{min(digits, 2)}g}"
+
+
+def figure_text(row: dict, name: str, scale: float = 1.0) -> str:
+    """A mean and its 95 % interval, compact: `0.013 [0.002,0.04]`."""
     low, high = row[f"{name}_interval"]
-    return f"{row[name]:.3f} [{max(low, 0.0) if name != 'excess_cost' else low:.3f}, {high:.3f}]"
+    return f"{number(row[name] * scale)} [{number(low * scale, 2)},{number(high * scale, 2)}]"
 
 
 def eval_table(rows: list[dict], task, title: str) -> Table:
-    table = Table(title=title, caption=f"means per sequence over {rows[0]['sequences']:,} fresh sequences a row, "
-                                       f"[95 % interval]; solved: {task.solve_description}" if rows else None)
-    table.add_column(task.axis_label, justify="right")
-    names = ["cost", "bit_errors"] + [n for n in ("excess_cost", "end_marker_errors") if rows and n in rows[0]]
-    headers = {"cost": "cost (bits)", "bit_errors": "bit errors", "excess_cost": "above optimal (bits)",
-               "end_marker_errors": "end-marker errors"}
-    for name in names:
-        table.add_column(headers[name], justify="right")
-    table.add_column("solved", justify="center")
+    """The generalisation table: one row per test value; fits 80 columns."""
+    criterion = task.criterion
+    caption = (("wrong: sequences with any wrong bit, of those judged; per 1,000: their rate; " if criterion.kind == "rate"
+                else "") + "means per sequence, [95 % interval] (rates: exact binomial; means: bootstrap); "
+               f"certified: {task.solve_description}, by the run's stop rule (†) or a test of its own at 95 %; "
+               "* outside training")
+    table = Table(title=title, caption=caption if rows else None, box=box.SIMPLE_HEAD)
+    table.add_column(task.generalisation_key, justify="right", no_wrap=True)
+    if criterion.kind == "rate":
+        columns = [("wrong", lambda r: f"{r['failures']:,}/{r['sequences']:,}"),
+                   ("per 1,000", lambda r: figure_text(r, "failure_rate", 1000)),
+                   ("bit errors", lambda r: figure_text(r, "bit_errors"))]
+        if rows and "end_marker_errors" in rows[0]:
+            columns.append(("end marker", lambda r: number(r["end_marker_errors"])))
+    else:
+        metric = criterion.metric
+        columns = [("seqs", lambda r: f"{r['sequences']:,}"),
+                   ("above optimal" if metric == "excess_cost" else "bit errors", lambda r: figure_text(r, metric))]
+        if metric != "bit_errors":
+            columns.append(("bit errors", lambda r: number(r["bit_errors"])))
+    columns.append(("cost", lambda r: number(r["cost"])))
+    for header, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("certified", justify="left", no_wrap=True)
     for row in rows:
-        mark = "yes" if row["solved"] else "no"
+        mark = ("yes" if row["solved"] else "no") + (" †" if row.get("source") == "stop rule" else "")
         table.add_row(str(row[task.generalisation_key]) + ("" if row["in_training_range"] else " *"),
-                      *(figure_text(row, name) for name in names), mark)
+                      *(text(row) for _, text in columns), mark)
     return table
 
 
-def verdict_text(stop_rule_passed: bool, rows: list[dict], task) -> tuple[bool, str]:
-    """(solved, one line) from the stop rule and the final table: solved only if the stop rule passed
-    and every row inside the training range is solved too."""
+def row_claim(task, row: dict) -> str:
+    """What one row shows against the criterion, in words."""
+    where = f"{task.generalisation_key} {row[task.generalisation_key]}"
+    if "failures" in row:
+        return (f"{where}: {row['failures']:,} of {row['sequences']:,} sequences wrong (rate at most "
+                f"{number(row['failure_rate_interval'][1])}, 95 %)")
+    metric = task.criterion.metric
+    return f"{where}: {metric.replace('_', ' ')} {number(row[metric])} [{number(row[metric + '_interval'][1])} at most, 95 %]"
+
+
+def verdict_text(solved: bool, rows: list[dict], task) -> tuple[bool, str]:
+    """(solved, one line): the stop rule's certificate, in words, agreeing with the table's rows.
+
+    A solved run's rows inside the training range are its certificate's own (marked †), so they agree
+    by construction; a later evaluation that did not certify a value inside the range is named."""
     key = task.generalisation_key
-    failing = [row[key] for row in rows if in_training_range(task, row[key]) and not row["solved"]]
-    if stop_rule_passed and not failing:
-        return True, "solved"
-    if stop_rule_passed:
-        return False, (f"not solved: the held-out check passed, but the table below fails inside the training "
-                       f"range at {task.generalisation_key} {', '.join(map(str, failing))}")
-    return False, "not solved"
+    inside = [row for row in rows if row.get("in_training_range")]
+    if solved:
+        where = ", ".join(str(row[key]) for row in inside if row.get("source") == "stop rule")
+        text = f"solved: {task.solve_description}" + (f", certified at {key} {where}" if where else ", certified")
+        failing = [row for row in inside if row.get("source") != "stop rule" and not row.get("solved")]
+        if failing:
+            text += f"; a later test did not certify {', '.join(row_claim(task, row) for row in failing)}"
+        return True, text
+    if not inside:
+        return False, "not solved"
+    return False, "not solved: " + "; ".join(row_claim(task, row) for row in inside)
 
 
 def evaluate_run(run_dir: Path | str, values: list[int] | None = None,
                  sequences: int = EVAL_SEQUENCES) -> tuple[LoadedRun, list[dict]]:
-    """Evaluate a run directory's model and write eval.json beside it."""
+    """Evaluate a run directory's model (a test of its own at each value) and write eval.json beside it."""
     run = load_run(run_dir)
     values = values or run.task.default_eval_values
     for value in values:
         run.task.eval_difficulty(value)  # fail before any compile
-    rows = evaluate_model(run.model, run.task, values, sequences)
-    write_json_atomically(Path(run_dir) / EVAL_FILE, {
-        "task": run.settings.task, "model": run.settings.model, "step": run.step,
-        "key": run.task.generalisation_key, "rows": rows,
-    })
+    rows = evaluate_model(run.model, run.task, values, sequences, max_failure_rate=run.settings.max_failure_rate)
+    write_eval(run, rows)
     return run, rows
+
+
+def write_eval(run: LoadedRun, rows: list[dict]) -> Path:
+    """eval.json of a run directory: its generalisation table."""
+    path = Path(run.run_dir) / EVAL_FILE
+    write_json_atomically(path, {"task": run.settings.task, "model": run.settings.model, "step": run.step,
+                                 "key": run.task.generalisation_key, "rows": rows})
+    return path

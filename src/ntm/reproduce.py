@@ -46,7 +46,7 @@ class Plan:
 
 def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
     """Train (or resume) one (task, model) pair, evaluate its best seed; the record of results.json."""
-    from ntm.evaluate import evaluate_run, verdict_text
+    from ntm.evaluate import final_rows, verdict_text, write_eval
     from ntm.training import TrainSettings, train
 
     run_dir = plan.out / f"{task}-{model}"
@@ -57,8 +57,9 @@ def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, A
         settings = TrainSettings.for_task(task, model, minutes=plan.minutes, max_steps=10**9)
         result = train(settings, run_dir=run_dir, seeds=plan.seeds, console=console, progress=False)
     best = min(result.seeds, key=lambda r: (not r.solved, r.solved_time or 0.0, r.last.get("cost", float("inf"))))
-    run, rows = evaluate_run(best.run_dir, None, plan.eval_sequences)
-    solved, verdict = verdict_text(best.solved, rows, run.task)
+    run, solved, rows = final_rows(best.run_dir, None, plan.eval_sequences)
+    write_eval(run, rows)
+    solved, verdict = verdict_text(solved, rows, run.task)
     solve_times = [r.solved_time for r in result.seeds if r.solved]
     return {
         "task": task, "model": model, "run_dir": str(best.run_dir), "seeds": len(result.seeds),

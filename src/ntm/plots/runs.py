@@ -349,9 +349,14 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
         figures.plot_generalisation(eval_rows, key, run_dir / GENERALISATION_FILE,
                                     f"{name}: generalisation at {key} {values} (trained on {trained_on})",
                                     xlabel=axis_label(task), trained_range=training_range(task))
-        table = markdown_table([key, "cost (bits/seq)", "bit errors/seq", "solved"],
-                               [[row[key], f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
-                                 "yes" if row.get("solved") else "no"] for row in eval_rows])
+        table = markdown_table([key, "sequences", "with a wrong bit", "cost (bits/seq)", "bit errors/seq",
+                                "certified"],
+                               [[row[key], f"{row.get('sequences', 0):,}",
+                                 f"{row['failures']:,}" if "failures" in row else "–",
+                                 f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
+                                 ("yes" if row.get("solved") else "no")
+                                 + (" (stop rule)" if row.get("source") == "stop rule" else "")]
+                                for row in eval_rows])
         sections += [table, "", f"![generalisation]({GENERALISATION_FILE})", ""]
     else:
         sections += [f"Not evaluated yet: run `ntm eval {run_dir}`, then `ntm report {run_dir}`.", ""]

@@ -126,7 +126,9 @@ class NGramsTask(Task):
     solve_metric = "excess_cost"
     solve_reason = ("no predictor beats the Bayes-optimal cost, and the paper's NTM comes within about 2 bits "
                     "of it per 200-bit sequence (LSTM about 5); judged against the optimal cost of the same "
-                    "sequences, so the table's sampling noise cancels")
+                    "sequences, so the table's sampling noise cancels, and certified by a one-sided "
+                    "Student-t upper bound on the mean excess over 1,000 fresh sequences (a sum of 200 small "
+                    "terms per sequence, so the mean is close to normal)")
 
     def reference_costs(self, batch: Batch) -> np.ndarray:
         return self.optimal_costs(batch)

@@ -1,11 +1,15 @@
-"""Judging a model on fresh held-out sequences: enough of them that one lucky batch cannot pass.
+"""Judging a model on fresh held-out sequences: the stop rule's certificate and the final table's rows.
 
-`Judge.measure` runs K seeds' parameters over N fresh sequences in fixed-size chunks (one compile)
-and returns every sequence's statistics (`task.sequence_stats`, plus `excess_cost` where the task
-knows the best achievable cost of each sequence). `summarize` turns them into means with a 95 %
-interval and the task's verdict. `Judge.check` is the stop rule: a first chunk (the screen) is
-judged alone, and only seeds that pass it are judged on all `judge_sequences`; a run is solved only
-on the full count.
+`Judge.certify` is the one test behind "solved". For K seeds at once it
+  1. screens (optional): one chunk at the hardest difficulty, its own sequences; a seed that fails
+     it is refused at once (cheap) and spends no confidence;
+  2. certifies each seed that passed at every judged difficulty with the task's criterion
+     (`certify.FailureRate` or `certify.MeanBelow`) at the level of its certification attempt,
+     drawing fresh chunks only while some seed is undecided (a rate test stops at its first failure
+     beyond those allowed), up to the criterion's plan size;
+and returns one `Verdict` per seed: a table row per difficulty (means, 95 % intervals valid for
+each statistic, failures, the certified bound, whether it was granted) and `solved` when every row
+is. The stop rule, the final table and `ntm eval` all read these rows, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,47 +22,76 @@ import jax
 import numpy as np
 from flax import nnx
 
+from ntm.training import certify
+
 # Held-out sequences come from their own seeds, far from any training seed's stream.
 HELD_OUT_SEED = 1_000_003
-# Two-sided 95 % normal quantile.
-Z95 = 1.959964
+
+
+def judged_row(task, criterion, stats: dict[str, np.ndarray], alpha: float | None, most: float,
+               difficulty: dict[str, int] | None = None) -> dict[str, Any]:
+    """One table row from per-sequence statistics at one difficulty: means, their 95 % intervals, and
+    the certificate at level `alpha` (None: a screen or a plain measurement, never certified)."""
+    values = stats[criterion.metric]
+    row: dict[str, Any] = {"sequences": int(len(values))}
+    if difficulty is not None and f"max_{task.generalisation_key}" in difficulty:
+        row[task.generalisation_key] = int(difficulty[f"max_{task.generalisation_key}"])
+    for name, series in stats.items():
+        row[name] = float(np.mean(series))
+        counts = name.endswith("errors")
+        row[f"{name}_interval"] = list(certify.mean_interval(series, most if counts else None))
+    if criterion.kind == "rate":
+        failures = criterion.failures(values)
+        row["failures"] = failures
+        row["failure_rate"] = failures / len(values)
+        row["failure_rate_interval"] = list(certify.rate_interval(failures, len(values)))
+    row["alpha"] = alpha
+    row["bound"] = criterion.bound(values, alpha) if alpha is not None else None
+    row["certified"] = bool(alpha is not None and criterion.granted(values, alpha))
+    return row
 
 
 @dataclasses.dataclass
 class Verdict:
-    """Means per sequence over `sequences` fresh sequences, their 95 % intervals, and the task's verdict."""
+    """One seed's held-out check: a row per judged difficulty and whether the certificate was granted."""
 
-    sequences: int
-    means: dict[str, float]
-    intervals: dict[str, tuple[float, float]]
-    solved: bool
+    rows: list[dict[str, Any]]  # judged_row()s, hardest difficulty first (only the screen's if it failed)
+    solved: bool  # certified at every judged difficulty
+    screened: bool  # the screen passed (or there was none), so this check was a certification attempt
+    attempt: int | None  # which certification attempt of the run this was
+    alpha: float | None  # the attempt's level: the chance it certifies a model that fails the criterion
+
+    @property
+    def sequences(self) -> int:
+        return sum(row["sequences"] for row in self.rows)
+
+    @property
+    def means(self) -> dict[str, float]:
+        """Means at the hardest difficulty (what the learning curves plot)."""
+        return {name: value for name, value in self.rows[0].items()
+                if isinstance(value, float) and name not in ("alpha", "bound")}
 
     def row(self) -> dict[str, Any]:
-        return {"held_out_sequences": self.sequences, **self.means, "solved": self.solved,
-                **{f"{name}_interval": list(bounds) for name, bounds in self.intervals.items()}}
-
-
-def interval95(values: np.ndarray) -> tuple[float, float]:
-    """95 % interval of the mean of per-sequence values (normal approximation, n >= 100 here)."""
-    values = np.asarray(values, np.float64)
-    mean = float(values.mean())
-    half = Z95 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.inf
-    return mean - half, mean + half
-
-
-def summarize(task, stats: dict[str, np.ndarray]) -> Verdict:
-    """The verdict on one seed's per-sequence statistics."""
-    means = {name: float(np.mean(values)) for name, values in stats.items()}
-    intervals = {name: interval95(values) for name, values in stats.items()}
-    return Verdict(len(next(iter(stats.values()))), means, intervals, bool(task.solved(means)))
+        """The held_out event of metrics.jsonl: the hardest difficulty's means, and every row."""
+        return {"held_out_sequences": self.sequences, **self.means, "solved": self.solved, "screened": self.screened,
+                "attempt": self.attempt, "alpha": self.alpha, "rows": self.rows}
 
 
 class Judge:
     """Held-out evaluation of K seeds at once, in chunks of `chunk` sequences padded to `pad_to` steps."""
 
-    def __init__(self, task, graphdef, rest=None, *, chunk: int, pad_to: int):
-        """`rest`: the model's state besides its parameters, held fixed (see `step.make_grad_fn`)."""
+    def __init__(self, task, graphdef, rest=None, *, chunk: int, pad_to: int, judge_sequences: int = 1000,
+                 max_failure_rate: float | None = None):
+        """`rest`: the model's state besides its parameters, held fixed (see `step.make_grad_fn`).
+        `judge_sequences`: the sample of a mean criterion; `max_failure_rate` overrides a rate criterion's."""
         self.task, self.chunk, self.pad_to = task, chunk, pad_to
+        self.criterion = task.criterion
+        if self.criterion.kind == "mean":
+            self.criterion = dataclasses.replace(self.criterion, sequences=judge_sequences)
+        elif max_failure_rate is not None:
+            self.criterion = dataclasses.replace(self.criterion, max_rate=max_failure_rate)
+        if graphdef is None:  # a stand-in whose chunk_stats is replaced (tests)
+            return
 
         def seed_stats(params, batch, key):
             logits = nnx.merge(graphdef, params, *([rest] if rest is not None else []))(batch.inputs, lengths=batch.lengths, rngs=key)
@@ -81,6 +114,11 @@ class Judge:
             stats["excess_cost"] = stats["cost"] - np.asarray(reference, np.float64)[None, :]
         return stats
 
+    def most_errors(self, batch) -> float:
+        """The most wrong bits one sequence of this batch could have (bounds a mean of all-zero counts)."""
+        return float(np.max(np.asarray(batch.mask).reshape(len(batch.lengths), -1).sum(axis=1))
+                     * (1 if np.asarray(batch.mask).ndim == 3 else self.task.output_size))
+
     def measure(self, params, difficulty: dict[str, int], sequences: int, rng: np.random.Generator) -> list[dict]:
         """Every seed's per-sequence statistics over `sequences` fresh sequences (rounded up to chunks)."""
         parts = [self.chunk_stats(params, batch)
@@ -88,33 +126,53 @@ class Judge:
         seeds = next(iter(parts[0].values())).shape[0]
         return [{name: np.concatenate([part[name][k] for part in parts]) for name in parts[0]} for k in range(seeds)]
 
-    def check(self, params, difficulties: list[dict[str, int]], judge_sequences: int, check_id: int,
-              judged: list[bool]) -> list[Verdict | None]:
-        """The stop rule for the seeds with `judged[k]`: the screen (the first chunk at the first, hardest
-        difficulty), then, for seeds that pass it, `judge_sequences` fresh sequences at every difficulty.
-        A seed passes only if it is solved at each; its verdict's means are over all sequences judged.
-        Seeds not judged get None."""
-        rng = np.random.default_rng([HELD_OUT_SEED, check_id])
-        chunks = max(1, math.ceil(judge_sequences / self.chunk))
-        first = self.chunk_stats(params, next(self.chunks(rng, difficulties[0], 1)))
-        passed = [judged[k] and summarize(self.task, {n: v[k] for n, v in first.items()}).solved
-                  for k in range(len(judged))]
-        screened = list(passed)
-        parts = [first]
-        if any(passed):
-            for index, difficulty in enumerate(difficulties):
-                here = ([first] if index == 0 else []) + [
-                    self.chunk_stats(params, batch) for batch in self.chunks(rng, difficulty, chunks - (index == 0))]
-                parts += here[1:] if index == 0 else here
-                for k in range(len(judged)):
-                    stats = {n: np.concatenate([p[n][k] for p in here]) for n in first}
-                    passed[k] = passed[k] and summarize(self.task, stats).solved
-        verdicts: list[Verdict | None] = []
-        for k, is_judged in enumerate(judged):
-            if not is_judged:
-                verdicts.append(None)
-                continue
-            used = parts if screened[k] else parts[:1]
-            verdict = summarize(self.task, {n: np.concatenate([p[n][k] for p in used]) for n in first})
-            verdicts.append(dataclasses.replace(verdict, solved=passed[k]))
-        return verdicts
+    def certify(self, params, difficulties: list[dict[str, int]], attempts: list[int | None],
+                rng: np.random.Generator, *, screen: bool = True, min_sequences: int = 0,
+                run_alpha: float = certify.RUN_ALPHA, alphas: list[float] | None = None) -> list[Verdict | None]:
+        """The certificate of every seed k with `attempts[k]` (its attempt number if the screen passes;
+        None: not judged). `alphas` fixes each seed's level instead (a one-off test such as `ntm eval`).
+        `min_sequences`: draw at least this many at every difficulty even after a refusal (for a table's
+        figures); 0 stops a refused seed at once."""
+        K, criterion, metric = len(attempts), self.criterion, self.criterion.metric
+        judged = [attempt is not None for attempt in attempts]
+        level = [None if not judged[k] else (alphas[k] if alphas is not None
+                                             else certify.attempt_alpha(attempts[k], run_alpha)) for k in range(K)]
+        rows: list[list[dict]] = [[] for _ in range(K)]
+        going = list(judged)
+        if screen:
+            batch = next(self.chunks(rng, difficulties[0], 1))
+            stats = self.chunk_stats(params, batch)
+            for k in np.flatnonzero(judged):
+                if not criterion.screen(stats[metric][k]):
+                    going[k] = False
+                    rows[k].append(judged_row(self.task, criterion, {n: v[k] for n, v in stats.items()}, None,
+                                              self.most_errors(batch), difficulties[0]))
+        screened = list(going)
+        solved = list(going)
+        for difficulty in difficulties:
+            collected: list[list[dict]] = [[] for _ in range(K)]
+            counts, most = [0] * K, 0.0
+
+            def wanted(k: int) -> int:
+                """How many more sequences seed k needs at this difficulty."""
+                values = np.concatenate([part[metric] for part in collected[k]]) if collected[k] else np.zeros(0)
+                target = max(min_sequences, 0 if criterion.refused_early(values, level[k]) else
+                             criterion.plan_size(level[k]))
+                return max(target - counts[k], 0)
+
+            while any(going[k] and wanted(k) > 0 for k in range(K)):
+                needs = [wanted(k) if going[k] else 0 for k in range(K)]
+                batch = next(self.chunks(rng, difficulty, 1))
+                most = max(most, self.most_errors(batch))
+                stats = self.chunk_stats(params, batch)
+                for k in np.flatnonzero(needs):
+                    collected[k].append({n: v[k][:needs[k]] for n, v in stats.items()})
+                    counts[k] += min(needs[k], self.chunk)
+            for k in np.flatnonzero(going):
+                merged = {n: np.concatenate([part[n] for part in collected[k]]) for n in collected[k][0]}
+                row = judged_row(self.task, criterion, merged, level[k], most, difficulty)
+                rows[k].append(row)
+                solved[k] = solved[k] and row["certified"]
+                going[k] = solved[k] or min_sequences > 0
+        return [Verdict(rows[k], bool(solved[k]), screened[k], attempts[k] if screened[k] and alphas is None else None,
+                        level[k] if screened[k] else None) if judged[k] else None for k in range(K)]

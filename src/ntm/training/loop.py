@@ -39,7 +39,7 @@ from ntm.rundir import (
 )
 from ntm.sequence import count_params
 from ntm.training import curriculum as curricula
-from ntm.training.judge import Judge, Verdict
+from ntm.training.judge import HELD_OUT_SEED, Judge, Verdict
 from ntm.training.logs import MetricsLog, make_progress, window_means
 from ntm.training.settings import BUDGET_FIELDS, TrainSettings
 from ntm.training.state import Progress, TrainState, stack, unstack
@@ -184,7 +184,8 @@ def train(
     opt_state = jax.vmap(tx.init)(params)
     train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat), make_apply_fn(tx, settings.fault_rate),
                               seeds=K, batch_size=B, devices=devices, steps=pad_to)
-    judge = Judge(task, graphdef, rest, chunk=settings.screen_sequences, pad_to=pad_to)
+    judge = Judge(task, graphdef, rest, chunk=settings.screen_sequences, pad_to=pad_to,
+                  judge_sequences=settings.judge_sequences, max_failure_rate=settings.max_failure_rate)
 
     # the run directories: locked, then created or restored
     locks = []
@@ -288,15 +289,24 @@ def train(
                                        "seq_per_s": window_sequences / max(now - window_start, 1e-9) / max(sum(active), 1)})
                     judged[k] = p.step % settings.eval_every == 0 and not p.diverged
 
-                # 5. the held-out check (the stop rule), per curriculum difficulty
-                for difficulty_level in sorted({plans[k].judged_level for k in range(K) if judged[k]}):
-                    group = [judged[k] and plans[k].judged_level == difficulty_level for k in range(K)]
-                    step_id = max(state.progress[k].step for k in range(K) if group[k])
-                    found = judge.check(state.params, task.judged_difficulties(levels[difficulty_level]),
-                                        settings.judge_sequences, step_id, group)
-                    for k in np.flatnonzero(group):
-                        verdicts[k] = found[k]
-                        held_out_event(state, k, found[k], plans[k], logs[k], settings, started[k], on_held_out)
+                # 5. the held-out check (the stop rule): screen, then certify, per curriculum difficulty;
+                # a seed whose budget ends unsolved gets a last, unscreened check (so its verdict is certified)
+                final = [bool(active[k] and not is_active(k) and not state.progress[k].solved
+                              and not state.progress[k].diverged) for k in range(K)]
+                for last_check in (False, True):
+                    chosen_seeds = [(final[k] if last_check else judged[k] and not final[k]) for k in range(K)]
+                    for difficulty_level in sorted({plans[k].judged_level for k in range(K) if chosen_seeds[k]}):
+                        group = [chosen_seeds[k] and plans[k].judged_level == difficulty_level for k in range(K)]
+                        step_id = max(state.progress[k].step for k in range(K) if group[k])
+                        found = judge.certify(
+                            state.params, task.judged_difficulties(levels[difficulty_level]),
+                            [state.progress[k].certify_attempts + 1 if group[k] else None for k in range(K)],
+                            np.random.default_rng([HELD_OUT_SEED, step_id, int(last_check)]),
+                            screen=not last_check, min_sequences=settings.judge_sequences if last_check else 0,
+                            run_alpha=1 - settings.confidence)
+                        for k in np.flatnonzero(group):
+                            verdicts[k] = found[k]
+                            held_out_event(state, k, found[k], plans[k], logs[k], settings, started[k], on_held_out)
 
                 # 6. checkpoints
                 for k in np.flatnonzero(active):
@@ -404,10 +414,13 @@ def held_out_event(state: TrainState, k: int, verdict: Verdict, plan, log: Metri
                    on_held_out) -> None:
     """Log a held-out verdict; move the curriculum on or mark the seed solved when it passes."""
     p = state.progress[k]
+    p.wall_time = time.perf_counter() - started  # the check's own time counts as training time
     row = {"step": p.step, "event": "held_out", "sequences": p.sequences, "level": plan.judged_level,
            "time": p.wall_time, **verdict.row()}
     log.write(row, prefix="held_out")
-    passed = verdict.solved and verdict.sequences >= settings.judge_sequences
+    if verdict.attempt is not None:
+        p.certify_attempts = verdict.attempt
+    passed = verdict.solved
     p.passes_in_a_row = p.passes_in_a_row + 1 if passed else 0
     if p.passes_in_a_row >= settings.judge_passes and not p.solved:
         p.passes_in_a_row = 0

@@ -52,11 +52,17 @@ class TrainSettings(DictConfig):
                                       "exp3s (a bandit picks each batch's difficulty by learning progress, "
                                       "Graves et al. 2017)", CURRICULA)
     eval_every: int = setting(100, "steps between held-out checks")
-    judge_sequences: int = setting(1000, "fresh held-out sequences that must pass before a run counts as solved")
-    judge_passes: int = setting(2, "held-out checks in a row, each on fresh sequences, that must pass before a run "
+    judge_sequences: int = setting(1000, "fresh held-out sequences of a mean criterion's certificate (N-grams, "
+                                         "priority sort), and the fewest per row of a run's final check; a rate "
+                                         "criterion draws as many as its certificate needs")
+    judge_passes: int = setting(1, "certified held-out checks in a row, each on fresh sequences, before a run "
                                    "(or a curriculum level) counts as solved")
-    screen_sequences: int = setting(100, "held-out sequences of the first chunk of each check; a check that "
-                                         "fails them stops there (cheap), only a pass goes on to all of them")
+    screen_sequences: int = setting(100, "held-out sequences of each check's cheap screen (its own sequences, "
+                                         "at the hardest case); only a pass goes on to certify")
+    max_failure_rate: float = setting(1e-3, "exact-output tasks (copy, repeat copy, associative recall): solved "
+                                            "when at most this share of sequences has any wrong bit")
+    confidence: float = setting(0.95, "the chance, at least, that a run which says solved meets its task's "
+                                      "criterion (spent over all its certification attempts)")
     log_every: int = setting(10, "steps between rows of metrics.jsonl")
     checkpoint_every: int = setting(1000, "steps between checkpoints")
     keep: int = setting(3, "checkpoints kept")
@@ -80,6 +86,10 @@ class TrainSettings(DictConfig):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if isinstance(self.momentum, bool) or not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("max_failure_rate", "confidence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < 1):
+                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
         if isinstance(self.fault_rate, bool) or not (isinstance(self.fault_rate, (int, float))
                                                      and 0 <= self.fault_rate < 1):
             raise ValueError(f"fault_rate must be in [0, 1), got {self.fault_rate!r}")
@@ -98,9 +108,6 @@ class TrainSettings(DictConfig):
                 self.check_positive_ints(name)
         if self.steps is not None and self.sequences is not None:
             raise ValueError("give either steps or sequences as the budget, not both")
-        if self.screen_sequences > self.judge_sequences:
-            raise ValueError(f"screen_sequences ({self.screen_sequences}) must not exceed judge_sequences "
-                             f"({self.judge_sequences})")
 
     @classmethod
     def for_task(cls, task: str, model: str = "ntm", **overrides: Any) -> "TrainSettings":

@@ -32,7 +32,8 @@ class Progress:
     skipped: int = 0  # steps whose update was discarded as non-finite
     skipped_in_a_row: int = 0
     restores: int = 0  # times the non-finite policy restored the last checkpoint
-    passes_in_a_row: int = 0  # held-out checks passed in a row at the judged level
+    passes_in_a_row: int = 0  # held-out checks certified in a row at the judged level
+    certify_attempts: int = 0  # checks whose screen passed: each spends part of the run's error budget
     solved_step: int | None = None
     solved_sequences: int | None = None
     solved_time: float | None = None
