@@ -306,7 +306,8 @@ def train(
                             run_alpha=1 - settings.confidence)
                         for k in np.flatnonzero(group):
                             verdicts[k] = found[k]
-                            held_out_event(state, k, found[k], plans[k], logs[k], settings, started[k], on_held_out)
+                            held_out_event(state, k, found[k], plans[k], logs[k], settings, started[k], on_held_out,
+                                           final=last_check)
 
                 # 6. checkpoints
                 for k in np.flatnonzero(active):
@@ -411,12 +412,13 @@ def recover(state: TrainState, k: int, checkpoints: Checkpoints, log: MetricsLog
 
 
 def held_out_event(state: TrainState, k: int, verdict: Verdict, plan, log: MetricsLog, settings, started: float,
-                   on_held_out) -> None:
-    """Log a held-out verdict; move the curriculum on or mark the seed solved when it passes."""
+                   on_held_out, final: bool = False) -> None:
+    """Log a held-out verdict (`final`: the unscreened check at the end of a budget); move the
+    curriculum on or mark the seed solved when it passes."""
     p = state.progress[k]
     p.wall_time = time.perf_counter() - started  # the check's own time counts as training time
     row = {"step": p.step, "event": "held_out", "sequences": p.sequences, "level": plan.judged_level,
-           "time": p.wall_time, **verdict.row()}
+           "time": p.wall_time, "final": final, **verdict.row()}
     log.write(row, prefix="held_out")
     if verdict.attempt is not None:
         p.certify_attempts = verdict.attempt
