@@ -1,7 +1,7 @@
 """Evaluation of a trained run: cost and bit errors per sequence at each test length (or item count).
 
-`load_run` rebuilds the task and model of a run directory from its config.json and restores the
-newest readable checkpoint's parameters (no optimizer); `evaluate_model` measures a model on at least
+`load_run` (`ntm.training.runs`, the one loader) gives the task and the trained model of a run
+directory; `evaluate_model` measures a model on at least
 1,000 fresh sequences per row, with a 95 % interval beside each figure; `evaluate_run` does both and
 writes eval.json; `verdict_text` is the one-line summary, which never says "solved" when a row inside
 the training range says otherwise.
@@ -9,21 +9,17 @@ the training range says otherwise.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 from rich.table import Table
 
-from ntm import tasks
-from ntm.rundir import newest_params, read_run_config, write_json_atomically
+from ntm.rundir import write_json_atomically
 from ntm.training.judge import Judge, summarize
-from ntm.training.loop import build_model
-from ntm.training.settings import TrainSettings
+from ntm.training.runs import LoadedRun, load_run
 
 EVAL_FILE = "eval.json"
 # Evaluation batches are drawn from this seed plus the tested value: fresh, never trained on.
@@ -31,34 +27,6 @@ EVAL_SEED = 7_000_001
 # Sequences per row of the final table, and per compiled chunk.
 EVAL_SEQUENCES = 1000
 EVAL_CHUNK = 250
-
-
-@dataclasses.dataclass
-class LoadedRun:
-    run_dir: Path
-    settings: TrainSettings
-    task: Any
-    model: nnx.Module
-    step: int
-
-
-def load_run(run_dir: Path | str) -> LoadedRun:
-    """The task and the trained model of a run directory; ValueError if it is missing or corrupt."""
-    run_dir = Path(run_dir)
-    saved = read_run_config(run_dir)
-    try:
-        settings = TrainSettings.from_dict(saved["settings"])
-        task = tasks.get(settings.task, **settings.task_options)
-        model, model_config = build_model(settings, task)
-    except (TypeError, KeyError) as error:
-        raise ValueError(f"{run_dir / 'config.json'} is corrupt: {error}") from None
-    if saved["model_config"] != model_config.to_dict():
-        raise ValueError(f"the model config in {run_dir / 'config.json'} does not match its settings")
-    params = nnx.state(model, nnx.Param)
-    step, restored = newest_params(run_dir, nnx.to_pure_dict(params))
-    nnx.replace_by_pure_dict(params, restored)
-    nnx.update(model, params)
-    return LoadedRun(run_dir, settings, task, model, step)
 
 
 def parse_values(text: str) -> list[int]:
