@@ -114,17 +114,15 @@ def train(
     model_keys = jax.vmap(jax.random.key)(jnp.asarray([s.seed for s in group.settings]))
 
     # the run directories: locked, then written (new) or restored (resume), one Seed each
-    locks = group.lock()
-    if not resume:
-        group.write_configs([RunConfig(s, s.model, s.task, config.to_dict(), count_params(model))
-                             for s, (model, config) in zip(group.settings, built)])
-    identity = model_identity(settings, built[0][1])
-    seeds_ = [Seed(k, s, task, directory, identity, console, on_held_out)
-              for k, (s, directory) in enumerate(zip(group.settings, group.directories))]
-    bar = make_progress(console, progress)
+    locks, seeds_, bar = group.lock(), [], make_progress(console, progress)
     try:
-        for seed in seeds_:
-            state = seed.open(state, resume)
+        if not resume:
+            group.write_configs([RunConfig(s, s.model, s.task, config.to_dict(), count_params(model))
+                                 for s, (model, config) in zip(group.settings, built)])
+        for k, (seed_settings, directory) in enumerate(zip(group.settings, group.directories)):
+            seeds_.append(Seed(k, seed_settings, task, directory, model_identity(settings, built[0][1]), console,
+                               on_held_out))
+            state = seeds_[-1].open(state, resume)
         bar_task = bar.add_task(settings.task + (f" x{K}" if K > 1 else ""), total=settings.budget_steps(),
                                 completed=min(s.progress.step for s in seeds_), speed=0.0, status="",
                                 sequences=sum(s.progress.sequences for s in seeds_), cost=np.nan, errors=np.nan)

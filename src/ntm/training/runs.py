@@ -183,6 +183,7 @@ class SeedGroup:
 
     @staticmethod
     def layout(path: Path, seeds: list[int]) -> list[RunDirectory]:
+        """Where each seed lives: one seed in the run directory itself, K > 1 in `seed-S` beside seeds.json."""
         return [RunDirectory(path)] if len(seeds) == 1 else [RunDirectory(path / f"seed-{s}") for s in seeds]
 
     @classmethod
@@ -201,10 +202,11 @@ class SeedGroup:
         """The saved run (or group) in `path`, its settings with a new `budget` (budget fields only)."""
         path = Path(path)
         if cls.is_group(path):
-            seeds = read_json(path / GROUP_FILE).get("seeds")
-            if not isinstance(seeds, list) or not seeds:
+            index = read_json(path / GROUP_FILE)
+            seeds = index.get("seeds") if isinstance(index, dict) else None
+            if not isinstance(seeds, list) or len(seeds) < 2:
                 raise RunDirectoryError(f"{path / GROUP_FILE} is corrupt: it lists no seeds")
-            directories = [RunDirectory(path / f"seed-{s}") for s in seeds]
+            directories = cls.layout(path, seeds)
         else:
             directories = [RunDirectory(path)]
         budget = {key: value for key, value in (budget or {}).items() if key in BUDGET_FIELDS}
