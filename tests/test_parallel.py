@@ -119,21 +119,25 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
 
     # The training loop itself with 2 seeds spread over the 2 devices (their state stays there between
     # steps), through checkpoints, held-out checks and fault-injected restores, against one device.
-    import tempfile
+    import functools, tempfile
     from rich.console import Console
+    from faults import with_faults
     from ntm.evaluate import load_run
-    from ntm.training.loop import train
+    from ntm.training import loop
     from ntm.training.settings import TrainSettings
+
+    loop.make_apply_fn = with_faults(0.3)
 
     def loop_run(devices):
         settings = TrainSettings.for_task(
             "copy", steps=24, batch_size=4, eval_every=8, checkpoint_every=4, log_every=4, until_solved=False,
-            fault_rate=0.3, nan_patience=1, max_restores=50, judge_sequences=20, screen_sequences=10,
+            nan_patience=1, max_restores=50, judge_sequences=20, screen_sequences=10,
             task_options={"bits": 4, "min_length": 1, "max_length": 4},
             model_options={"memory_slots": 16, "memory_width": 6, "controller_units": 24})
+        loop.compile_step = functools.partial(parallel.compile_step, devices=devices)  # the devices to spread over
         with tempfile.TemporaryDirectory() as scratch:
-            result = train(settings, run_dir=scratch + "/run", seeds=2, devices=devices, progress=False,
-                           console=Console(quiet=True))
+            result = loop.train(settings, run_dir=scratch + "/run", seeds=2, progress=False,
+                                console=Console(quiet=True))
             params = [jax.device_get(nnx.state(load_run(r.run_dir).model, nnx.Param)) for r in result.seeds]
             events = [[json.loads(line).get("event") for line in open(r.run_dir / "metrics.jsonl")]
                       for r in result.seeds]
@@ -151,7 +155,8 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def two_devices():
-    env = {**os.environ, "XLA_FLAGS": ""}
+    tests = os.path.dirname(os.path.abspath(__file__))  # for `faults`
+    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT], capture_output=True, text=True, env=env,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -12,11 +12,12 @@ import pytest
 from flax import nnx
 from rich.console import Console
 
-from ntm import cli, metrics, models, tasks
+from ntm import cli, metrics, models, rundir, tasks
 from ntm.cell import NTMStepTrace
 from ntm.evaluate import evaluate_run, load_run
 from ntm.plots import figures, runs
 from ntm.training import TrainSettings, train
+from ntm.training.records import parse_records
 
 QUIET = Console(quiet=True)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -154,7 +155,8 @@ def synthetic_metrics():
 def test_learning_curve_points_are_the_metrics_rows(tmp_path):
     rows = synthetic_metrics()
     other = [dict(row, cost=row["cost"] * 2) for row in rows if "event" not in row]
-    figure = figures.learning_curve_figure({"ntm": rows, "lstm": other}, "copy: ntm vs lstm")
+    figure = figures.learning_curve_figure({"ntm": parse_records(rows), "lstm": parse_records(other)},
+                                           "copy: ntm vs lstm")
     lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
     training = [row for row in rows if "event" not in row and np.isfinite(row["cost"])]
     np.testing.assert_array_equal(lines["cost/ntm"].get_xdata(), [row["sequences"] for row in training])
@@ -169,7 +171,7 @@ def test_learning_curve_points_are_the_metrics_rows(tmp_path):
     cost_axes = axes_by_label(figure)["cost"]
     assert cost_axes.get_yscale() == "log" and cost_axes.get_ylabel() == "cost per sequence (bits)"
     assert axes_by_label(figure)["bit_errors"].get_xlabel() == "sequences seen"
-    assert_sensible_png(figures.plot_learning_curves({"ntm": rows}, tmp_path / "curve.png", "copy: ntm"))
+    assert_sensible_png(figures.plot_learning_curves({"ntm": parse_records(rows)}, tmp_path / "curve.png", "copy: ntm"))
 
 
 def test_generalisation_points_are_the_eval_rows(tmp_path):
@@ -246,10 +248,11 @@ def test_compare_puts_runs_on_one_plot_and_their_eval_tables_side_by_side(traine
     assert_sensible_png(out)
     comparison = runs.compare_runs([run_dir, other], tmp_path / "again.png", labels=["first", "second"])
     assert comparison.labels == ["first", "second"]
-    figure = figures.comparison_figure({"first": runs.read_metrics(run_dir), "second": rows},
+    figure = figures.comparison_figure({"first": parse_records(rundir.read_metrics(run_dir)),
+                                        "second": parse_records(rows)},
                                        {"first": eval_rows}, "length", "copy")
     lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
-    training = [row for row in runs.read_metrics(run_dir) if "event" not in row]
+    training = [row for row in rundir.read_metrics(run_dir) if "event" not in row]
     np.testing.assert_allclose(lines["cost/first"].get_ydata(), [row["cost"] for row in training])
     np.testing.assert_array_equal(lines["cost/second"].get_xdata(),
                                   [row["sequences"] for row in rows if "event" not in row and np.isfinite(row["cost"])])
@@ -267,7 +270,7 @@ def test_report_holds_the_learning_curve_generalisation_trace_config_and_times(t
         assert f"]({png})" in text
         assert_sensible_png(run_dir / png)
     assert f"Parameters: {config['parameters']:,}." in text
-    wall = [row for row in runs.read_metrics(run_dir) if "event" not in row][-1]["time"]
+    wall = [row for row in rundir.read_metrics(run_dir) if "event" not in row][-1]["time"]
     assert runs.format_duration(wall) in text
     assert "| memory_slots | `16` |" in text and "| batch_size | `8` |" in text
     assert f"| 4 | {eval_rows[1]['cost']:.3f} |" in text

@@ -11,11 +11,13 @@ from rich.console import Console
 
 from ntm import rundir, tasks
 from ntm.evaluate import evaluate_run, final_rows, load_run, verdict_text
-from ntm.training import TrainSettings, train
+from faults import with_faults
+from ntm.training import TrainSettings, loop, train
 from ntm.training import curriculum as curricula
 from ntm.training import certify
 from ntm.training.judge import Judge
 from ntm.training.loop import build_model
+from ntm.training.records import StepStats
 from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, seed_step
 
 QUIET = Console(stderr=True, quiet=True)
@@ -149,9 +151,9 @@ def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_l
         assert np.isfinite(np.asarray(leaf)).all()
 
 
-def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path):
-    settings = tiny_settings(steps=120, fault_rate=0.1, nan_patience=3, log_every=1, eval_every=1000,
-                             checkpoint_every=20)
+def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "make_apply_fn", with_faults(0.1))
+    settings = tiny_settings(steps=120, nan_patience=3, log_every=1, eval_every=1000, checkpoint_every=20)
     result = train(settings, run_dir=tmp_path / "faults", console=QUIET, progress=False)
     rows = rundir.read_metrics(tmp_path / "faults")
     faults = [r for r in rows if r.get("event") == "non_finite"]
@@ -163,8 +165,9 @@ def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path
         assert np.isfinite(np.asarray(leaf)).all()
 
 
-def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path):
-    settings = tiny_settings(steps=200, fault_rate=0.99, nan_patience=2, max_restores=2, eval_every=1000)
+def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "make_apply_fn", with_faults(0.99))
+    settings = tiny_settings(steps=200, nan_patience=2, max_restores=2, eval_every=1000)
     with pytest.raises(FloatingPointError, match="after 2 restores"):
         train(settings, run_dir=tmp_path / "bad", console=QUIET, progress=False)
     events = [r["event"] for r in rundir.read_metrics(tmp_path / "bad") if "event" in r and r["event"] != "non_finite"]
@@ -193,7 +196,8 @@ def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
     rng = np.random.default_rng(0)
     for _ in range(3000):
         level = plan.choose(rng)
-        plan.observe(level, {"grad_norm": 10.0 if level == 1 else 1.0, "finite": True})
+        plan.observe(level, StepStats(loss=1.0, cost=1.0, bit_errors=1.0, grad_norm=10.0 if level == 1 else 1.0,
+                                      finite=True))
     policy = plan.policy()
     assert policy.argmax() == 1 and policy.min() >= curricula.EXP3S_EPSILON / len(plan.levels) - 1e-12
     again = curricula.build("exp3s", task)

@@ -182,17 +182,15 @@ def positive(name: str, value: int | None) -> int | None:
 
 
 def run_train(args, console: Console) -> int:
-    from ntm import tasks
-    from ntm.evaluate import EVAL_SEQUENCES, eval_table, final_rows, parse_values, verdict_text, write_eval
-    from ntm.plots import write_report
-    from ntm.training import train
+    from ntm.evaluate import EVAL_SEQUENCES, eval_table, parse_values
+    from ntm.experiment import run_experiment
+    from ntm.runtime import set_host_devices
     from ntm.training.settings import BUDGET_FIELDS
 
     eval_values = parse_values(args.eval_lengths) if args.eval_lengths else None
     sequences = positive("--eval-sequences", args.eval_sequences) or EVAL_SEQUENCES
     positive("--seeds", args.seeds)
-    from ntm.runtime import set_host_devices
-
+    evaluation = dict(eval_values=eval_values, eval_sequences=sequences, console=console, progress=not args.quiet)
     if args.resume:
         values = given_values(args)
         fixed = [flag(name) for name in values if name not in BUDGET_FIELDS]
@@ -203,41 +201,32 @@ def run_train(args, console: Console) -> int:
                              f"{', '.join(fixed)} (only --steps, --sequences, --max-steps, --minutes, --until-solved may change)")
         saved = resume_settings(Path(args.resume))
         set_host_devices(saved["batch_size"], saved["seeds"])  # before JAX starts: one CPU device per core
-        result = train(run_dir=Path(args.resume), resume=True, budget=values, console=console,
-                       progress=not args.quiet)
+        experiment = run_experiment(run_dir=Path(args.resume), resume=True, budget=values, **evaluation)
     else:
         settings = settings_from_args(args)
         set_host_devices(settings.batch_size, args.seeds)
-        result = train(settings, run_dir=args.run_dir, seeds=args.seeds, console=console, progress=not args.quiet)
+        experiment = run_experiment(settings, run_dir=args.run_dir, seeds=args.seeds, **evaluation)
 
     out = Console()
+    result, best, task = experiment.result, experiment.best, experiment.conclusion.task
     settings = result.settings
-    task = tasks.get(settings.task, **settings.task_options)
-    best = min(result.seeds, key=lambda r: (not r.solved, r.solved_step or 0,
-                                            r.last.get("cost", float("inf")) if r.last else float("inf")))
     if len(result.seeds) > 1:
         out.print(seeds_table(result, task))
-    run, solved, rows = final_rows(best.run_dir, eval_values, sequences, confidence=settings.confidence)
-    write_eval(run, rows)
-    _, verdict = verdict_text(solved, rows, task)
     when = (f"certified at step {best.solved_step} ({best.solved_sequences:,} sequences, "
             f"{best.solved_time:.1f} s)" if best.solved else f"{best.step} steps ({best.sequences:,} sequences)")
     which = f"seed {best.seed}: " if len(result.seeds) > 1 else ""
-    out.print(f"{which}{verdict}; {when}; {best.wall_time:.1f} s of training")
-    out.print(eval_table(rows, task, f"{settings.model} on {settings.task}: generalisation"))
-    report = write_report(best.run_dir, rows)
-    out.print(f"run directory: {result.run_dir} (report: {report})")
+    out.print(f"{which}{experiment.verdict}; {when}; {best.wall_time:.1f} s of training")
+    out.print(eval_table(experiment.rows, task, f"{settings.model} on {settings.task}: generalisation"))
+    out.print(f"run directory: {result.run_dir} (report: {experiment.conclusion.report})")
     return 0
 
 
 def resume_settings(run_dir: Path) -> dict:
     """The batch size and seed count of a run (or group) directory, read before JAX starts."""
-    from ntm.rundir import GROUP_FILE, read_json, read_run_config
+    from ntm.training.runs import SeedGroup
 
-    group = run_dir / GROUP_FILE
-    seeds = read_json(group)["seeds"] if group.is_file() else [None]
-    first = run_dir / f"seed-{seeds[0]}" if group.is_file() else run_dir
-    return {"batch_size": read_run_config(first)["settings"]["batch_size"], "seeds": len(seeds)}
+    group = SeedGroup.open(run_dir)
+    return {"batch_size": group.settings[0].batch_size, "seeds": len(group)}
 
 
 def seeds_table(result, task):

@@ -1,7 +1,7 @@
 """Evaluation of a trained run: cost and bit errors per sequence at each test length (or item count).
 
-`load_run` rebuilds the task and model of a run directory from its config.json and restores the
-newest readable checkpoint's parameters (no optimizer); `evaluate_model` tests a model at each value
+`load_run` (`ntm.training.runs`, the one loader) gives the task and the trained model of a run
+directory; `evaluate_model` tests a model at each value
 (at least 1,000 held-out sequences a row, intervals valid for each statistic, the task's criterion
 tested once at 95 %); `evaluate_run` does both and writes eval.json. `final_rows` is the table a run
 ends with: the rows its stop rule certified, plus fresh rows outside them; `verdict_text` puts the
@@ -10,10 +10,8 @@ certificate in words, so the summary and the table agree by construction.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
@@ -21,11 +19,10 @@ from flax import nnx
 from rich import box
 from rich.table import Table
 
-from ntm import tasks
-from ntm.rundir import newest_params, read_metrics, read_run_config, write_json_atomically
+from ntm.rundir import write_json_atomically
 from ntm.training.judge import Judge
-from ntm.training.loop import build_model
-from ntm.training.settings import TrainSettings
+from ntm.training.records import HeldOut, Solved, of_kind
+from ntm.training.runs import LoadedRun, RunDirectory, load_run
 
 EVAL_FILE = "eval.json"
 # Evaluation batches are drawn from this seed plus the tested value: fresh, never trained on.
@@ -33,34 +30,6 @@ EVAL_SEED = 7_000_001
 # Sequences per row of the final table, and per compiled chunk.
 EVAL_SEQUENCES = 1000
 EVAL_CHUNK = 250
-
-
-@dataclasses.dataclass
-class LoadedRun:
-    run_dir: Path
-    settings: TrainSettings
-    task: Any
-    model: nnx.Module
-    step: int
-
-
-def load_run(run_dir: Path | str) -> LoadedRun:
-    """The task and the trained model of a run directory; ValueError if it is missing or corrupt."""
-    run_dir = Path(run_dir)
-    saved = read_run_config(run_dir)
-    try:
-        settings = TrainSettings.from_dict(saved["settings"])
-        task = tasks.get(settings.task, **settings.task_options)
-        model, model_config = build_model(settings, task)
-    except (TypeError, KeyError) as error:
-        raise ValueError(f"{run_dir / 'config.json'} is corrupt: {error}") from None
-    if saved["model_config"] != model_config.to_dict():
-        raise ValueError(f"the model config in {run_dir / 'config.json'} does not match its settings")
-    params = nnx.state(model, nnx.Param)
-    step, restored = newest_params(run_dir, nnx.to_pure_dict(params))
-    nnx.replace_by_pure_dict(params, restored)
-    nnx.update(model, params)
-    return LoadedRun(run_dir, settings, task, model, step)
 
 
 def parse_values(text: str) -> list[int]:
@@ -112,13 +81,14 @@ def table_row(task, judged: dict, value: int, source: str, seconds: float | None
 def certificate_rows(run_dir: Path | str, step: int, task) -> tuple[bool, list[dict]]:
     """(solved, rows): whether the run's stop rule certified it, and the table rows of its last certified
     check if that check judged the model at `step` (the saved model); rows are empty otherwise."""
-    events = read_metrics(Path(run_dir))
-    solved = any(row.get("event") == "solved" for row in events)
-    checks = [row for row in events if row.get("event") == "held_out" and "rows" in row]
-    if not checks or checks[-1]["step"] != step or not checks[-1].get("screened"):
+    records = RunDirectory(run_dir).records()
+    solved = bool(of_kind(records, Solved))
+    checks = [check for check in of_kind(records, HeldOut) if "rows" in check.verdict]
+    if not checks or checks[-1].step != step or not checks[-1].verdict.get("screened"):
         return solved, []
     key = task.generalisation_key
-    return solved, [table_row(task, judged, judged[key], "stop rule") for judged in checks[-1]["rows"] if key in judged]
+    return solved, [table_row(task, judged, judged[key], "stop rule") for judged in checks[-1].verdict["rows"]
+                    if key in judged]
 
 
 def final_rows(run_dir: Path | str, values: list[int] | None = None, sequences: int = EVAL_SEQUENCES,

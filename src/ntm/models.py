@@ -14,7 +14,10 @@ ever goes through this registry, so a new model needs no change there. The contr
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
+
+from flax import nnx
 
 from ntm.cell import NTM
 from ntm.config import NTMConfig
@@ -60,6 +63,37 @@ def name_of(model: Any) -> str:
 def build_config(name: str, values: dict[str, Any]):
     """The named model's config from a dict of field values (unknown fields are an error)."""
     return get(name).config_class.from_dict(values)
+
+
+def build_saved(name: Any, config_values: Any, controller: nnx.Module | None, source: Path,
+                seed: int = 0) -> nnx.Module:
+    """A freshly initialised model of registry `name` from a saved config dict (its parameters are put
+    back afterwards with `put_params`); `source` names the file the config came from in errors."""
+    if not isinstance(name, str) or not isinstance(config_values, dict):
+        raise ValueError(f"{source} is corrupt: it lacks the model name or its config")
+    spec = get(name)
+    try:
+        config = spec.config_class.from_dict(config_values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: the saved {name} config is not valid here: {error}") from None
+    if getattr(config, "user_controller", False):
+        if controller is None:
+            raise ValueError(
+                f"{source} was saved with a user controller ({config.controller.split(':', 1)[1]}); "
+                "pass controller= a new instance of it, built as the saved one was"
+            )
+        return spec.model_class(config, rngs=nnx.Rngs(seed), controller=controller)
+    if controller is not None:
+        raise ValueError(f"{source} holds a {name} with a built-in controller; controller= is only for "
+                         "models saved with a user controller")
+    return spec.model_class(config, rngs=nnx.Rngs(seed))
+
+
+def put_params(model: nnx.Module, params: Any) -> None:
+    """Write restored parameters (a pure dict of the model's nnx.Param state) into the model."""
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, params)
+    nnx.update(model, state)
 
 
 register("ntm", NTMConfig, NTM, "Neural Turing Machine (Graves et al. 2014)")

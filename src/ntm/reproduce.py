@@ -1,8 +1,8 @@
 """`ntm reproduce`: the paper's five tasks with the NTM, its LSTM baseline and the DNC, in one command.
 
 Every (task, model) pair trains on the task's defaults for that model within the same wall-time
-budget per run (`--minutes`), K seeds side by side, into `OUT/TASK-MODEL/`. The best seed is then
-judged on 1,000 fresh sequences per test value. A pair that finished is recorded in `OUT/results.json`
+budget per run (`--minutes`), K seeds side by side, into `OUT/TASK-MODEL/`, as one experiment
+(`ntm.experiment`): the best seed is judged on 1,000 fresh sequences per test value and gets its report.md. A pair that finished is recorded in `OUT/results.json`
 and skipped when the command runs again, and a pair cut off mid-run resumes from its checkpoints,
 so a killed reproduction goes on where it stopped. The results page (`--page`, default
 docs/results.md) puts our figures beside the paper's, with a learning-curve figure per task and
@@ -19,7 +19,8 @@ from typing import Any
 from rich.console import Console
 
 from ntm import tasks
-from ntm.rundir import CONFIG_FILE, GROUP_FILE, read_json, read_metrics, write_json_atomically
+from ntm.rundir import read_json, write_json_atomically
+from ntm.training.runs import RunDirectory, SeedGroup
 
 RESULTS_FILE = "results.json"
 MODELS = ("ntm", "lstm", "dnc")
@@ -46,29 +47,27 @@ class Plan:
 
 def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
     """Train (or resume) one (task, model) pair, evaluate its best seed; the record of results.json."""
-    from ntm.evaluate import final_rows, verdict_text, write_eval
-    from ntm.training import TrainSettings, train
+    from ntm.experiment import run_experiment
+    from ntm.training import TrainSettings
 
     run_dir = plan.out / f"{task}-{model}"
-    started = (run_dir / CONFIG_FILE).exists() or (run_dir / GROUP_FILE).exists()
-    if started:
-        result = train(run_dir=run_dir, resume=True, console=console, progress=False)
+    quiet = dict(eval_sequences=plan.eval_sequences, console=console, progress=False)
+    if SeedGroup.holds_run(run_dir):
+        experiment = run_experiment(run_dir=run_dir, resume=True, **quiet)
     else:
         settings = TrainSettings.for_task(task, model, minutes=plan.minutes, max_steps=10**9)
-        result = train(settings, run_dir=run_dir, seeds=plan.seeds, console=console, progress=False)
-    best = min(result.seeds, key=lambda r: (not r.solved, r.solved_time or 0.0, r.last.get("cost", float("inf"))))
-    run, solved, rows = final_rows(best.run_dir, None, plan.eval_sequences)
-    write_eval(run, rows)
-    solved, verdict = verdict_text(solved, rows, run.task)
+        experiment = run_experiment(settings, run_dir=run_dir, seeds=plan.seeds, **quiet)
+    result, best = experiment.result, experiment.best
     solve_times = [r.solved_time for r in result.seeds if r.solved]
     return {
         "task": task, "model": model, "run_dir": str(best.run_dir), "seeds": len(result.seeds),
-        "passed": len(solve_times), "solved": solved, "verdict": verdict,
+        "passed": len(solve_times), "solved": experiment.solved, "verdict": experiment.verdict,
         "median_solve_seconds": statistics.median(solve_times) if solve_times else None,
         "worst_solve_seconds": max(solve_times) if solve_times else None,
         "solved_sequences": best.solved_sequences, "sequences": best.sequences, "seconds": best.wall_time,
-        "parameters": read_json(best.run_dir / CONFIG_FILE).get("parameters"),
-        "key": run.task.generalisation_key, "rows": rows, "settings": result.settings.to_dict(),
+        "parameters": RunDirectory(best.run_dir).config.parameters,
+        "key": experiment.conclusion.task.generalisation_key, "rows": experiment.rows,
+        "settings": result.settings.to_dict(),
     }
 
 
@@ -134,7 +133,7 @@ def write_page(plan: Plan, records: dict[str, dict]) -> Path:
                 f"| {record['model']} | {parameters} | {record['passed']}/{record['seeds']} | "
                 f"{format_seconds(record['median_solve_seconds'])} / {format_seconds(record['worst_solve_seconds'])} | "
                 f"{record['solved_sequences'] or '-'} | {record['verdict']} | {generalisation} | {paper} |")
-        curves = {record["model"]: read_metrics(Path(record["run_dir"])) for record in present}
+        curves = {record["model"]: RunDirectory(record["run_dir"]).records() for record in present}
         curve_path = figures.plot_learning_curves(curves, image_dir / f"{task}-learning.png",
                                                   f"{task}: NTM against its baselines (best seed of each)")
         lines += ["", f"![{task} learning curves](results/{curve_path.name})", ""]

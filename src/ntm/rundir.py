@@ -1,4 +1,6 @@
-"""The run directory on disk: its config, metrics log, Orbax checkpoints and its one-writer lock.
+"""The run directory on disk: the formats of its config, metrics log, Orbax checkpoints and one-writer lock.
+
+`ntm.training.runs.RunDirectory` and `SeedGroup` are the typed owners that read and write these files.
 
 Layout of a run directory (one seed; a `--seeds K` group is `seeds.json` plus `seed-S/` run directories):
   config.json       training settings, the model's name and config; all `ntm eval` and `ntm.load` need

@@ -12,7 +12,8 @@ a model; it replaces an earlier saved model but refuses any other existing direc
 
 A run directory (one seed of `ntm train`, see `ntm.rundir`) holds `config.json` ({"model",
 "model_config", ...}) and `checkpoints/<step>/` Orbax composites; `load` restores only the `params`
-item of the newest step that reads back (`ntm.rundir.newest_params`).
+item of the newest step that reads back, through the one loader of a run's model
+(`ntm.training.runs.RunDirectory.load_model`).
 
 Pretrained models live under `PRETRAINED_ROOT` (package data): one saved model per name, and
 `index.json` with each one's figures (task, training sequences, wall time, evaluation rows);
@@ -35,6 +36,7 @@ from flax import nnx
 
 from ntm import models, rundir
 from ntm.sequence import count_params
+from ntm.training.runs import RunDirectory, SeedGroup
 
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
@@ -126,14 +128,14 @@ def load(path: str | os.PathLike, controller: nnx.Module | None = None) -> nnx.M
         raise ValueError(f"{str(path)!r} does not exist or is not a directory")
     description = saved_model_description(path)
     if description is not None:
-        model = build(description.get("model"), description.get("config"), controller, path / MODEL_FILE)
+        model = models.build_saved(description.get("model"), description.get("config"), controller, path / MODEL_FILE)
         restore_saved_params(model, path / PARAMS_DIR)
         return model
     if (path / MODEL_FILE).exists():
         raise ValueError(f"{path / MODEL_FILE} is corrupt or not written by ntm.save")
-    if (path / rundir.CONFIG_FILE).is_file():
-        return load_run_directory(path, controller)
-    if (path / rundir.GROUP_FILE).is_file():
+    if RunDirectory(path).exists:
+        return RunDirectory(path).load_model(controller)[1]
+    if SeedGroup.is_group(path):
         raise ValueError(f"{str(path)!r} is a group of seeds; load one of its seed-S run directories")
     raise ValueError(
         f"{str(path)!r} is neither a saved model ({MODEL_FILE}) nor a run directory of ntm train "
@@ -141,38 +143,9 @@ def load(path: str | os.PathLike, controller: nnx.Module | None = None) -> nnx.M
     )
 
 
-def build(name: Any, config_values: Any, controller: nnx.Module | None, source: Path) -> nnx.Module:
-    """A freshly initialised model of registry `name` from a config dict (parameters restored later)."""
-    if not isinstance(name, str) or not isinstance(config_values, dict):
-        raise ValueError(f"{source} is corrupt: it lacks the model name or its config")
-    spec = models.get(name)
-    try:
-        config = spec.config_class.from_dict(config_values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{source}: the saved {name} config is not valid here: {error}") from None
-    if getattr(config, "user_controller", False):
-        if controller is None:
-            raise ValueError(
-                f"{source} was saved with a user controller ({config.controller.split(':', 1)[1]}); "
-                "pass controller= a new instance of it, built as the saved one was"
-            )
-        return spec.model_class(config, rngs=nnx.Rngs(0), controller=controller)
-    if controller is not None:
-        raise ValueError(f"{source} holds a {name} with a built-in controller; controller= is only for "
-                         "models saved with a user controller")
-    return spec.model_class(config, rngs=nnx.Rngs(0))
-
-
 def abstract_params(model: nnx.Module) -> Any:
     """Shapes and dtypes of the model's parameters as a pure dict, the target Orbax restores into."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param).to_pure_dict())
-
-
-def put_params(model: nnx.Module, params: Any) -> None:
-    """Write restored pure-dict parameters into the model."""
-    state = nnx.state(model, nnx.Param)
-    nnx.replace_by_pure_dict(state, params)
-    nnx.update(model, state)
 
 
 def first_line(error: BaseException) -> str:
@@ -193,16 +166,7 @@ def restore_saved_params(model: nnx.Module, params_dir: Path) -> None:
         raise ValueError(f"{params_dir} could not be restored ({first_line(error)})") from None
     if mismatch:
         raise ValueError(f"{params_dir}: {mismatch}")
-    put_params(model, params)
-
-
-def load_run_directory(run_dir: Path, controller: nnx.Module | None = None) -> nnx.Module:
-    """The model of a run directory, with the `params` item of its newest readable checkpoint."""
-    saved = rundir.read_run_config(run_dir)
-    model = build(saved["model"], saved["model_config"], controller, run_dir / rundir.CONFIG_FILE)
-    _, params = rundir.newest_params(run_dir, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-    put_params(model, params)
-    return model
+    models.put_params(model, params)
 
 
 # ----------------------------------------------------------------------------- pretrained

@@ -11,9 +11,10 @@ sweep (`Tuner.restore`). Ray runs embedded by default (started and stopped by th
 addresses only); `--address` joins a running cluster instead.
 
 What ntm adds is what Tune cannot know: a trial's settings are parsed by `ntm train`'s own flags
-(`ntm.cli.settings_from_argv`), it trains through `ntm.training.train` into an ordinary run directory
-(so `ntm eval`, `ntm show` and `ntm compare` work on it, and a trial that Tune resumes continues from
-the run's own checkpoint), and it reports every held-out check to Tune. At the end the sweep writes
+(`ntm.cli.settings_from_argv`), it runs as one experiment as `ntm train` does (`ntm.experiment`: train
+or resume, evaluate, report) into an ordinary run directory (so `ntm eval`, `ntm show` and `ntm compare`
+work on it, and a trial that Tune resumes continues from the run's own checkpoint), and it reports
+every held-out check to Tune. At the end the sweep writes
 a CSV, a figure, and a table, best first. Layout of the sweep directory DIR:
 
   sweep.json       the sweep as it was started: what `--resume` rebuilds it from
@@ -259,11 +260,10 @@ def trial_argv(task: str, fixed: list[str], config: dict[str, Any], flags: dict[
 
 def check_settings(settings) -> None:
     """Build the task and the model config of `settings` (not the model), so bad values fail before Ray starts."""
-    from ntm import models, tasks
+    from ntm import tasks
+    from ntm.training.runs import model_config
 
-    task = tasks.get(settings.task, **settings.task_options)
-    values = {"input_size": task.input_size, "output_size": task.output_size, **settings.model_options}
-    models.get(settings.model).config_class.from_dict(values)
+    model_config(settings, tasks.get(settings.task, **settings.task_options))
 
 
 def budget_sequences(settings) -> int:
@@ -322,33 +322,36 @@ def limit_threads(cpus: float) -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
-def train_trial(settings, run_dir: Path, resume: bool, on_held_out) -> dict[str, Any]:
-    """The one call into ntm's training API: train (or resume) the run; its outcome as a flat dict."""
-    from ntm.training import train
+def train_trial(settings, run_dir: Path, resume: bool, on_held_out, eval_values: list[int] | None,
+                eval_sequences: int) -> dict[str, Any]:
+    """The one call into ntm: the trial as an experiment (train or resume, evaluate, report); its outcome."""
+    from ntm.experiment import conclude, run_experiment
+    from ntm.training.records import Training, of_kind
+    from ntm.training.runs import RunDirectory
 
     quiet = Console(stderr=True, quiet=True)
     try:
-        if resume:
-            result = train(run_dir=run_dir, resume=True, progress=False, console=quiet, on_held_out=on_held_out)
-        else:
-            result = train(settings, run_dir=run_dir, progress=False, console=quiet, on_held_out=on_held_out)
+        experiment = run_experiment(settings, run_dir=run_dir, resume=resume, eval_values=eval_values,
+                                    eval_sequences=eval_sequences, progress=False, console=quiet,
+                                    on_held_out=on_held_out)
     except FloatingPointError:
         # A learning rate too high for the model is a result of the sweep, not an error of it.
-        from ntm.rundir import read_metrics
-
-        rows = [row for row in read_metrics(run_dir) if "event" not in row]
-        last = rows[-1] if rows else {}
-        return {"step": last.get("step", 0), "sequences": last.get("sequences", 0), "time": last.get("time", math.nan),
+        conclude(run_dir, eval_values, eval_sequences)
+        rows = of_kind(RunDirectory(run_dir).records(), Training)
+        last = rows[-1] if rows else Training(0)
+        return {"step": last.step, "sequences": last.sequences, "time": last.time,
                 "solved": False, "solved_sequences": None, "solved_time": None, "diverged": True}
-    seed = result.seeds[0]
+    seed = experiment.best
     return {"step": seed.step, "sequences": seed.sequences, "time": seed.wall_time, "solved": seed.solved,
             "solved_sequences": seed.solved_sequences, "solved_time": seed.solved_time, "diverged": seed.diverged}
 
 
-def held_out_rows(run_dir: Path) -> list[dict[str, Any]]:
-    from ntm.rundir import read_metrics
+def held_out_checks(run_dir: Path) -> list:
+    """The held-out checks a trial's run directory logged (`ntm.training.records.HeldOut`), in order."""
+    from ntm.training.records import HeldOut, of_kind
+    from ntm.training.runs import RunDirectory
 
-    return [row for row in read_metrics(run_dir) if row.get("event") == "held_out"]
+    return of_kind(RunDirectory(run_dir).records(), HeldOut)
 
 
 def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -360,33 +363,28 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
 
     tune_malloc()
     tune_xla()
-    from ntm.rundir import CONFIG_FILE, read_run_config
+    from ntm.training.runs import RunDirectory
 
     sweep_dir = Path(spec["sweep_dir"])
     run_dir = sweep_dir / TRIALS_DIR / tune.get_context().get_trial_name()
     flags = {dest: TrainFlag(**values) for dest, values in spec["flags"].items()}
     settings = settings_from_argv(trial_argv(spec["task"], spec["train_argv"], config, flags))
-    resume = (run_dir / CONFIG_FILE).is_file()
-    if resume and read_run_config(run_dir)["settings"] != settings.to_dict():
+    resume = RunDirectory(run_dir).exists
+    if resume and RunDirectory(run_dir).settings != settings:
         raise RuntimeError(f"{run_dir} holds a run with other settings than this trial's; it is not resumed")
 
-    def on_held_out(row: dict[str, Any]) -> None:
+    def on_held_out(check, progress) -> None:
         # Training sequences at the check: what ASHA compares trials at (fair across batch sizes).
-        tune.report({"step": row["step"], "sequences": row["step"] * settings.batch_size, "time": row["time"],
-                     "cost": row["cost"], "bit_errors": row["bit_errors"], "solved": bool(row["solved"])})
+        tune.report({"step": check.step, "sequences": check.step * settings.batch_size, "time": check.time,
+                     "cost": check.cost, "bit_errors": check.bit_errors, "solved": progress.solved})
 
-    outcome = train_trial(settings, run_dir, resume, on_held_out)
-    last = (held_out_rows(run_dir) or [{}])[-1]
-    final = {**outcome, "cost": last.get("cost", math.nan), "bit_errors": last.get("bit_errors", math.nan),
-             "finished": True}
-    # What `ntm train` leaves in a run directory: the generalisation table and report.md.
-    from ntm.evaluate import EVAL_SEQUENCES, evaluate_run, parse_values
-    from ntm.plots import write_report
+    from ntm.evaluate import EVAL_SEQUENCES, parse_values
 
     values = parse_values(spec["eval_lengths"]) if spec.get("eval_lengths") else None
-    _, rows = evaluate_run(run_dir, values, spec.get("eval_sequences") or EVAL_SEQUENCES)
-    write_report(run_dir, rows)
-    tune.report(final)
+    outcome = train_trial(settings, run_dir, resume, on_held_out, values, spec.get("eval_sequences") or EVAL_SEQUENCES)
+    checks = held_out_checks(run_dir)
+    tune.report({**outcome, "cost": checks[-1].cost if checks else math.nan,
+                 "bit_errors": checks[-1].bit_errors if checks else math.nan, "finished": True})
 
 
 # ----------------------------------------------------------------------------- results
@@ -558,15 +556,15 @@ def sweep_figure(rows: list[dict[str, Any]], curves: dict[str, list[tuple[int, f
 
 def trial_curves(rows: list[dict[str, Any]], sweep_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """(training sequences, held-out cost) of every held-out check each trial's run directory logged."""
-    from ntm.rundir import CONFIG_FILE, read_run_config
+    from ntm.training.runs import RunDirectory
 
     curves = {}
     for row in rows:
-        run_dir = sweep_dir / row["run_dir"]
-        if not (run_dir / CONFIG_FILE).is_file():
+        run_dir = RunDirectory(sweep_dir / row["run_dir"])
+        if not run_dir.exists:
             continue
-        batch = read_run_config(run_dir)["settings"]["batch_size"]
-        curves[row["trial"]] = [(r["step"] * batch, float(r["cost"])) for r in held_out_rows(run_dir)]
+        batch = run_dir.settings.batch_size
+        curves[row["trial"]] = [(check.step * batch, check.cost) for check in held_out_checks(run_dir.path)]
     return curves
 
 

@@ -1,4 +1,4 @@
-"""Pure figure functions: arrays and metric rows in, matplotlib figures and PNG files out.
+"""Pure figure functions: arrays and metrics records in, matplotlib figures and PNG files out.
 
 Nothing here reads a run directory; `ntm.plots.runs` does that and calls these. Figures are built
 on `matplotlib.figure.Figure` with the Agg canvas and never touch pyplot, so they need no display
@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
+
+from ntm.training.records import Diverged, HeldOut, LevelUp, NanRestore, Record, Solved, Training, of_kind
 
 DPI = 110
 FIGURE_WIDTH = 13.0  # inches; wide enough for ~250 time steps at a few pixels each
@@ -293,14 +295,9 @@ def plot_trace(batch: Any, logits: Any, trace: Any, title: str, path: Path | str
 # ----------------------------------------------------------------------------- learning curves
 
 
-def training_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The metrics.jsonl rows of training steps (not events) with a finite cost, in order."""
-    return [row for row in rows if "event" not in row and "sequences" in row
-            and isinstance(row.get("cost"), (int, float)) and math.isfinite(row["cost"])]
-
-
-def events(rows: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:
-    return [row for row in rows if row.get("event") == kind]
+def training_rows(records: Sequence[Record]) -> list[Training]:
+    """The logged training steps (not events) with a finite cost, in order."""
+    return [record for record in of_kind(records, Training) if math.isfinite(record.cost)]
 
 
 def positive(values: Sequence[float]) -> np.ndarray:
@@ -308,41 +305,41 @@ def positive(values: Sequence[float]) -> np.ndarray:
     return np.maximum(np.asarray(values, dtype=float), np.finfo(np.float32).tiny)
 
 
-def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Record]]) -> None:
     """Cost (log scale) and bit errors per sequence against sequences seen, one colour per run.
 
     Solid lines are the logged training rows; dashed lines with dots the held-out checks; dotted
     verticals mark curriculum level changes; stars mark where a run was solved.
     """
     colours = [f"C{i % 10}" for i in range(len(runs))]
-    for colour, (label, rows) in zip(colours, runs.items()):
-        train = training_rows(rows)
-        x = [row["sequences"] for row in train]
-        cost_axes.plot(x, positive([row["cost"] for row in train]), color=colour, lw=1.4, label=label, gid=f"cost/{label}")
-        error_axes.plot(x, [row["bit_errors"] for row in train], color=colour, lw=1.4, label=label,
+    for colour, (label, records) in zip(colours, runs.items()):
+        train = training_rows(records)
+        x = [row.sequences for row in train]
+        cost_axes.plot(x, positive([row.cost for row in train]), color=colour, lw=1.4, label=label, gid=f"cost/{label}")
+        error_axes.plot(x, [row.bit_errors for row in train], color=colour, lw=1.4, label=label,
                         gid=f"bit_errors/{label}")
-        held = [row for row in events(rows, "held_out") if math.isfinite(row.get("cost", math.nan))]
+        held = [check for check in of_kind(records, HeldOut) if math.isfinite(check.cost)]
         if held:
-            hx = [row["sequences"] for row in held]
-            cost_axes.plot(hx, positive([row["cost"] for row in held]), color=colour, ls="--", marker=".", ms=4,
+            hx = [check.sequences for check in held]
+            cost_axes.plot(hx, positive([check.cost for check in held]), color=colour, ls="--", marker=".", ms=4,
                            lw=0.9, gid=f"held_out_cost/{label}")
-            error_axes.plot(hx, [row["bit_errors"] for row in held], color=colour, ls="--", marker=".", ms=4, lw=0.9,
-                            gid=f"held_out_bit_errors/{label}")
-        for row in events(rows, "level"):
+            error_axes.plot(hx, [check.bit_errors for check in held], color=colour, ls="--", marker=".", ms=4,
+                            lw=0.9, gid=f"held_out_bit_errors/{label}")
+        for event in of_kind(records, LevelUp):
             for axes in (cost_axes, error_axes):
-                axes.axvline(row["sequences"], color=colour, ls=":", lw=1.0, gid=f"level/{label}")
-            cost_axes.text(row["sequences"], 0.98, f"level {row['level'] + 1}", color=colour, fontsize=7,
+                axes.axvline(event.sequences, color=colour, ls=":", lw=1.0, gid=f"level/{label}")
+            cost_axes.text(event.sequences, 0.98, f"level {event.level + 1}", color=colour, fontsize=7,
                            rotation=90, va="top", ha="center", transform=cost_axes.get_xaxis_transform(),
                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
-        for row in events(rows, "solved"):
+        for event in of_kind(records, Solved):
             # The star sits on the held-out check that found the run solved, else on the training curve.
-            checks = [r["cost"] for r in held if r["step"] == row["step"]]
-            before = [r["cost"] for r in train if r["step"] <= row["step"]]
+            checks = [check.cost for check in held if check.step == event.step]
+            before = [row.cost for row in train if row.step <= event.step]
             cost = (checks or before or [1.0])[-1]
-            cost_axes.plot([row["sequences"]], positive([cost]), marker="*", ms=12, color=colour,
+            cost_axes.plot([event.sequences], positive([cost]), marker="*", ms=12, color=colour,
                            markeredgecolor="black", ls="none", gid=f"solved/{label}")
-        for row in events(rows, "nan_restore") + events(rows, "diverged"):
-            sequences = max((r["sequences"] for r in train if r["step"] <= row["step"]), default=0)
+        for event in of_kind(records, NanRestore) + of_kind(records, Diverged):
+            sequences = max((row.sequences for row in train if row.step <= event.step), default=0)
             for axes in (cost_axes, error_axes):
                 axes.axvline(sequences, color=ERROR_COLOUR, ls="-.", lw=0.8, alpha=0.7)
     log_y_axis(cost_axes)
@@ -356,11 +353,11 @@ def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapp
     cost_axes.grid(True, which="minor", alpha=0.1)
     # The legend names the runs, then explains the line styles that appear.
     handles, labels = cost_axes.get_legend_handles_labels()
-    all_rows = [row for rows in runs.values() for row in rows]
-    for kind, style, text in (("held_out", dict(ls="--", marker="."), "held-out check"),
-                              ("level", dict(ls=":"), "curriculum level"),
-                              ("solved", dict(ls="none", marker="*", ms=10, markeredgecolor="black"), "solved")):
-        if events(all_rows, kind):
+    every = [record for records in runs.values() for record in records]
+    for kind, style, text in ((HeldOut, dict(ls="--", marker="."), "held-out check"),
+                              (LevelUp, dict(ls=":"), "curriculum level"),
+                              (Solved, dict(ls="none", marker="*", ms=10, markeredgecolor="black"), "solved")):
+        if of_kind(every, kind):
             handles.append(Line2D([], [], color="grey", **style))
             labels.append(text)
     if len(handles) > len(runs):
@@ -369,7 +366,7 @@ def draw_learning_curves(cost_axes, error_axes, runs: Mapping[str, Sequence[Mapp
     cost_axes.legend(handles, labels, fontsize=8, loc="best", ncols=2 if len(runs) > 3 else 1, framealpha=0.9)
 
 
-def learning_curve_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> Figure:
+def learning_curve_figure(runs: Mapping[str, Sequence[Record]], title: str) -> Figure:
     figure = new_figure(10.0, 6.5)
     cost_axes = figure.add_subplot(2, 1, 1, label="cost")
     error_axes = figure.add_subplot(2, 1, 2, sharex=cost_axes, label="bit_errors")
@@ -379,8 +376,8 @@ def learning_curve_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], title
     return figure
 
 
-def plot_learning_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path | str, title: str = "learning curves") -> Path:
-    """Learning curves of one or more runs (`{label: metrics.jsonl rows}`) written as a PNG."""
+def plot_learning_curves(runs: Mapping[str, Sequence[Record]], path: Path | str, title: str = "learning curves") -> Path:
+    """Learning curves of one or more runs (`{label: metrics.jsonl records}`) written as a PNG."""
     if not runs:
         raise ValueError("plot_learning_curves needs at least one run")
     return save_figure(learning_curve_figure(runs, title), path)
@@ -443,7 +440,7 @@ def plot_generalisation(rows_or_runs, key: str, path: Path | str, title: str = "
     return save_figure(generalisation_figure(runs, key, title, xlabel, trained_range), path)
 
 
-def comparison_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], evals: Mapping[str, Sequence[Mapping[str, Any]]],
+def comparison_figure(runs: Mapping[str, Sequence[Record]], evals: Mapping[str, Sequence[Mapping[str, Any]]],
                       key: str | None, title: str, xlabel: str | None = None) -> Figure:
     """Learning curves of several runs (left) and, where they were evaluated, their generalisation (right)."""
     columns = 2 if evals and key else 1

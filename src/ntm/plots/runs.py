@@ -21,9 +21,10 @@ from flax import nnx
 from rich.table import Table
 
 from ntm import tasks
-from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, verdict_text
+from ntm.evaluate import EVAL_FILE, verdict_text
 from ntm.plots import figures
-from ntm.rundir import read_metrics, read_run_config
+from ntm.training.records import NanRestore, Record, Solved, of_kind
+from ntm.training.runs import LoadedRun, RunConfig, RunDirectory, load_run
 from ntm.sequence import count_params
 
 REPORT_FILE = "report.md"
@@ -158,17 +159,17 @@ def read_eval(run_dir: Path) -> dict[str, Any] | None:
     return saved
 
 
-def flat_settings(config: dict[str, Any]) -> dict[str, Any]:
+def flat_settings(config: RunConfig) -> dict[str, Any]:
     """A run's choices in one flat dict: model, model config fields, settings, task options."""
-    settings = config["settings"]
-    flat = {"model": config.get("model", settings.get("model"))}
-    flat.update({key: value for key, value in config["model_config"].items() if key not in ("input_size", "output_size")})
+    settings = config.settings.to_dict()
+    flat = {"model": config.model}
+    flat.update({key: value for key, value in config.model_config.items() if key not in ("input_size", "output_size")})
     flat.update({key: value for key, value in settings.items() if key not in ("model_options", "task_options", "model")})
     flat.update(settings.get("task_options", {}))
     return flat
 
 
-def run_labels(run_dirs: list[Path], configs: list[dict[str, Any]]) -> list[str]:
+def run_labels(run_dirs: list[Path], configs: list[RunConfig]) -> list[str]:
     """Short distinct labels: the model and the choices that differ between the runs
     (e.g. 'ntm, memory_init=random'), or the directory names where that is not enough."""
     flats = [flat_settings(config) for config in configs]
@@ -220,23 +221,23 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
         raise ValueError("ntm compare needs at least one run directory")
     if Path(out).suffix.lower() != ".png":
         raise ValueError(f"the picture must be a .png file, got {str(out)!r}")
-    configs = [read_run_config(path) for path in run_dirs]
+    configs = [RunDirectory(path).config for path in run_dirs]
     if labels is None:
         labels = run_labels(run_dirs, configs)
     elif len(labels) != len(run_dirs) or len(set(labels)) != len(labels):
         raise ValueError(f"labels: need {len(run_dirs)} distinct labels, one per run, got {len(labels)}")
     notes, runs, evals = [], {}, {}
     for label, path in zip(labels, run_dirs):
-        rows = read_metrics(path)
-        if not figures.training_rows(rows):
+        records = RunDirectory(path).records()
+        if not figures.training_rows(records):
             notes.append(f"{path} has no logged training steps in its metrics.jsonl")
-        runs[label] = rows
+        runs[label] = records
         saved = read_eval(path)
         if saved is None:
             notes.append(f"{path} has no {EVAL_FILE} (run ntm eval {path}) so it is missing from the eval table")
         else:
             evals[label] = saved
-    task_names = sorted({config["settings"]["task"] for config in configs})
+    task_names = sorted({config.settings.task for config in configs})
     tasks_text = " and ".join(task_names)
     # Tables (and the generalisation panel) group runs by the quantity they were tested on.
     by_key: dict[str, dict[str, list[dict]]] = {}
@@ -288,10 +289,10 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def wall_time(run: LoadedRun, rows: list[dict]) -> float:
+def wall_time(records: list[Record]) -> float:
     """Training wall time: the last logged training row's."""
-    train = figures.training_rows(rows)
-    return float(train[-1]["time"]) if train and "time" in train[-1] else math.nan
+    train = figures.training_rows(records)
+    return float(train[-1].time) if train else math.nan
 
 
 def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Path:
@@ -302,41 +303,41 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
     the run has one.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = RunDirectory(run_dir).config
     run = load_run(run_dir)
     task, settings = run.task, run.settings
     key = task.generalisation_key
-    rows = read_metrics(run_dir)
-    train = figures.training_rows(rows)
+    records = RunDirectory(run_dir).records()
+    train = figures.training_rows(records)
     if eval_rows is None:
         saved = read_eval(run_dir)
         eval_rows = saved["rows"] if saved is not None else None
     name = f"{settings.task}: {settings.model}"
     trained_on = difficulty_text(task)
     levels = len(task.curriculum_levels()) if settings.curriculum != "none" else 1
-    passed = bool(figures.events(rows, "solved"))
+    passed = bool(of_kind(records, Solved))
     solved, verdict = verdict_text(passed, eval_rows or [], task)
-    sequences = train[-1]["sequences"] if train else 0
-    last = train[-1] if train else {}
+    sequences = train[-1].sequences if train else 0
+    last = train[-1] if train else None
 
     sections = [f"# {name} trained on {trained_on}", ""]
     summary = (f"{verdict[0].upper() + verdict[1:]} after {run.step} steps ({sequences:,} sequences) "
-               f"in {format_duration(wall_time(run, rows))} of training; reached curriculum level "
-               f"{int(last.get('level', 0)) + 1} of {levels}.")
+               f"in {format_duration(wall_time(records))} of training; reached curriculum level "
+               f"{(last.level if last else 0) + 1} of {levels}.")
     if last:
-        summary += (f" Last logged batch: {last['cost']:.3f} bits of cost and "
-                    f"{last['bit_errors']:.3f} bit errors per sequence.")
-    parameters = config.get("parameters")
+        summary += (f" Last logged batch: {last.cost:.3f} bits of cost and "
+                    f"{last.bit_errors:.3f} bit errors per sequence.")
+    parameters = config.parameters
     if not isinstance(parameters, int):
         parameters = count_params(run.model)
     sections += [summary, "", f"Parameters: {parameters:,}.", ""]
-    nan_events = figures.events(rows, "nan_restore")
+    nan_events = of_kind(records, NanRestore)
     if nan_events:
         sections += [f"Non-finite steps forced {len(nan_events)} restore(s) with a lower learning rate.", ""]
 
     sections += ["## Learning curve", ""]
     if train:
-        figures.plot_learning_curves({settings.model: rows}, run_dir / LEARNING_CURVE_FILE,
+        figures.plot_learning_curves({settings.model: records}, run_dir / LEARNING_CURVE_FILE,
                                      f"{name}: learning curve (trained on {trained_on})")
         sections += ["Cost and bit errors per sequence against sequences seen; dotted lines mark curriculum "
                      "levels, dashed lines the held-out checks.", "", f"![learning curve]({LEARNING_CURVE_FILE})", ""]
@@ -368,10 +369,10 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
 
     sections += ["## Configuration", "", f"Model `{settings.model}`:", "",
                  markdown_table(["field", "value"], [[field, format_value(value)] for field, value in
-                                                     sorted(config["model_config"].items())]), "",
+                                                     sorted(config.model_config.items())]), "",
                  f"Task `{settings.task}` and training:", "",
                  markdown_table(["setting", "value"], [[field, format_value(value)] for field, value in
-                                                       sorted(config["settings"].items())]), ""]
+                                                       sorted(config.settings.to_dict().items())]), ""]
     path = run_dir / REPORT_FILE
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(sections))

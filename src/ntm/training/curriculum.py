@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ntm.training.records import StepStats
+
 # Exp3.S constants from Graves et al. 2017, section 5: step size, exploration, weight sharing.
 EXP3S_ETA = 1e-3
 EXP3S_EPSILON = 0.05
@@ -49,8 +51,8 @@ class Curriculum:
         """The level of the next training batch."""
         return self.level
 
-    def observe(self, level: int, stats: dict[str, float]) -> None:
-        """What the step on a batch of `level` measured (host floats: loss, grad_norm, finite)."""
+    def observe(self, level: int, stats: StepStats) -> None:
+        """What the step on a batch of `level` measured."""
 
     def passed(self) -> bool:
         """The held-out check passed at the judged level: True if training is done, else move on."""
@@ -94,9 +96,9 @@ class Exp3SCurriculum(Curriculum):
     def choose(self, rng: np.random.Generator) -> int:
         return int(rng.choice(len(self.levels), p=self.policy()))
 
-    def observe(self, level: int, stats: dict[str, float]) -> None:
-        gain = float(stats["grad_norm"]) ** 2
-        if not (stats.get("finite", True) and math.isfinite(gain)) or len(self.levels) == 1:
+    def observe(self, level: int, stats: StepStats) -> None:
+        gain = float(stats.grad_norm) ** 2
+        if not (stats.finite and math.isfinite(gain)) or len(self.levels) == 1:
             return
         self.rewards = (self.rewards + [gain])[-EXP3S_HISTORY:]
         low, high = np.percentile(self.rewards, [20, 80])

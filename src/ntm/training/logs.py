@@ -1,17 +1,17 @@
-"""What a run writes as it goes: metrics.jsonl and TensorBoard per seed, and the live progress bar."""
+"""What a run writes as it goes: metrics.jsonl and TensorBoard per seed (typed records, `ntm.training.records`),
+and the live progress bar."""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ntm.rundir import METRICS_FILE, RunDirectoryError
+from ntm.training.records import HeldOut, Record
 
 
 class MetricsLog:
@@ -27,7 +27,10 @@ class MetricsLog:
             raise RunDirectoryError(f"cannot write {self.path}: {error.strerror or error}") from None
         self.writer = SummaryWriter(logdir=str(Path(run_dir) / "tb"))
 
-    def write(self, row: dict[str, Any], prefix: str = "train") -> None:
+    def write(self, record: Record) -> None:
+        """One line of metrics.jsonl (flushed: a kill loses at most the line being written), and its scalars."""
+        row = record.to_json()
+        prefix = "held_out" if isinstance(record, HeldOut) else "train"
         try:
             self.file.write(json.dumps(row) + "\n")
             self.file.flush()
@@ -41,13 +44,6 @@ class MetricsLog:
     def close(self) -> None:
         self.file.close()
         self.writer.close()
-
-
-def window_means(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean cost, bit errors and gradient norm over the steps whose update was applied (NaN if none)."""
-    good = [row for row in rows if row["finite"]]
-    return {name: float(np.mean([row[name] for row in good])) if good else float("nan")
-            for name in ("cost", "bit_errors", "grad_norm")}
 
 
 def make_progress(console: Console, enabled: bool) -> Progress:

@@ -69,8 +69,6 @@ class TrainSettings(DictConfig):
     nan_patience: int = setting(5, "non-finite steps in a row after which a seed restores its last checkpoint "
                                    "and halves its learning rate")
     max_restores: int = setting(5, "restores after which a seed that keeps producing non-finite values stops")
-    fault_rate: float = setting(0.0, "testing: the fraction of steps whose loss and gradients are made "
-                                     "non-finite on purpose")
     remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
 
     def __post_init__(self) -> None:
@@ -90,9 +88,6 @@ class TrainSettings(DictConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < 1):
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-        if isinstance(self.fault_rate, bool) or not (isinstance(self.fault_rate, (int, float))
-                                                     and 0 <= self.fault_rate < 1):
-            raise ValueError(f"fault_rate must be in [0, 1), got {self.fault_rate!r}")
         self.check_positive_ints("batch_size", "max_steps", "eval_every", "judge_sequences", "judge_passes",
                                  "screen_sequences",
                                  "log_every", "checkpoint_every", "keep", "nan_patience")
@@ -124,7 +119,7 @@ class TrainSettings(DictConfig):
         values = dict(values)
         if isinstance(values.get("curriculum"), bool):  # runs written before curricula had names
             values["curriculum"] = "levels" if values["curriculum"] else "none"
-        for retired in ("eval_batch_size",):
+        for retired in ("eval_batch_size", "fault_rate"):  # fault_rate: faults are injected by the tests now
             values.pop(retired, None)
         return super().from_dict(values)
 

@@ -1,10 +1,11 @@
-"""The training state: one typed object for K seeds, whose per-seed slice is exactly what a checkpoint stores.
+"""The training state of K seeds, and one seed's progress: together exactly what a checkpoint stores.
 
   TrainState.params     nnx.State of the model's parameters, every leaf [K, ...]
-  TrainState.opt_state  the optimizer state, every leaf [K, ...] (learning rate included)
-  TrainState.progress   K `Progress` records: the loop's own state per seed (JSON)
-A checkpoint of seed k holds `state.seed(k)`: params as a pure dict (enough to load the model),
-the optimizer state, and `progress[k]`. One seed is K = 1.
+  TrainState.opt_state  the optimizer state, every leaf [K, ...]; it holds each seed's learning rate,
+                        the only place the learning rate lives (`learning_rate`, `with_learning_rate`)
+  Progress              one seed's loop state (counters, data stream, curriculum) as JSON
+A checkpoint of seed k holds `state.seed(k)` (params as a pure dict, enough to load the model, and the
+optimizer state) and that seed's Progress. One seed is K = 1.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from flax import nnx
 
 @dataclasses.dataclass
 class Progress:
-    """One seed's loop state: counters, learning rate, data stream and curriculum, as JSON."""
+    """One seed's loop state: counters, data stream and curriculum, as JSON."""
 
     seed: int
-    lr: float
     data_rng: dict[str, Any]  # numpy bit-generator state of the training data stream
     curriculum: dict[str, Any]  # the curriculum's state_dict
     step: int = 0
@@ -52,27 +52,26 @@ class Progress:
         return cls(**{key: value for key, value in values.items() if key in names})
 
 
-class SeedCheckpoint(NamedTuple):
-    """What one seed's checkpoint stores."""
-
-    params: dict  # pure dict of the model's nnx.Param state
-    opt_state: Any
-    progress: dict[str, Any]
-
-
 class TrainState(NamedTuple):
     params: nnx.State  # [K, ...]
     opt_state: Any  # [K, ...]
-    progress: list[Progress]  # K
 
-    @property
-    def seeds(self) -> int:
-        return len(self.progress)
+    def seed(self, k: int) -> tuple[dict, Any]:
+        """Seed k's params (a pure dict) and optimizer state, as a checkpoint stores them (sliced on the
+        host: no compile per leaf shape)."""
+        return nnx.to_pure_dict(unstack(self.params, k)), unstack(self.opt_state, k)
 
-    def seed(self, k: int) -> SeedCheckpoint:
-        """Seed k's slice, as a checkpoint stores it (sliced on the host: no compile per leaf shape)."""
-        params, opt_state = unstack(self.params, k), unstack(self.opt_state, k)
-        return SeedCheckpoint(nnx.to_pure_dict(params), opt_state, self.progress[k].to_dict())
+    def learning_rate(self, k: int) -> float:
+        """Seed k's learning rate, as the optimizer holds it (`optax.inject_hyperparams`), written with the
+        fewest digits that give back the same float32 (3e-3, not 0.003000000026077032)."""
+        rate = np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k])
+        return float(np.format_float_positional(rate, unique=True))
+
+    def with_learning_rate(self, k: int, lr: float) -> "TrainState":
+        """This state with seed k's learning rate set to `lr`."""
+        hyperparams = dict(self.opt_state.hyperparams)
+        hyperparams["learning_rate"] = hyperparams["learning_rate"].at[k].set(lr)
+        return self._replace(opt_state=self.opt_state._replace(hyperparams=hyperparams))
 
     def with_seed(self, k: int, params: nnx.State, opt_state: Any) -> "TrainState":
         """This state with seed k's params and optimizer state replaced (unstacked trees)."""

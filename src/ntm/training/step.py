@@ -1,8 +1,8 @@
 """The pure pieces of a training step, and the compiled step of K seeds at once.
 
   grad_fn(params, batch, key) -> (grads, stats)            forward, loss, per-batch means, gradient
-  apply_fn(params, opt_state, grads, stats, key, active)   fault injection (testing), finiteness check,
-      -> (params, opt_state, stats)                        clip + optimizer update, applied only if finite
+  apply_fn(params, opt_state, grads, stats, key, active)   finiteness check, clip + optimizer update,
+      -> (params, opt_state, stats)                        applied only if finite
   seed_step(grad_fn, apply_fn)                             one seed's whole step
 `ntm.training.parallel.compile_step` compiles it for K seeds (a leading seed axis; one seed is K = 1),
 on one device or spread over several.
@@ -20,8 +20,8 @@ from ntm.training.settings import TrainSettings
 
 
 def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
-    """Global-norm clipping, then Adam or RMSProp (momentum, Graves), with a learning rate held in the
-    state (`inject_hyperparams`) so the non-finite policy can lower it per seed."""
+    """Global-norm clipping, then Adam or RMSProp (momentum, Graves), with the learning rate held in the
+    optimizer state (`inject_hyperparams`), its one place, where the non-finite policy lowers it per seed."""
 
     def build(learning_rate):
         if settings.optimizer == "adam":
@@ -31,13 +31,6 @@ def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
         return optax.chain(optax.clip_by_global_norm(settings.grad_clip), inner)
 
     return optax.inject_hyperparams(build)(learning_rate=settings.lr)
-
-
-def set_learning_rate(opt_state, seed_index: int, lr: float):
-    """The stacked optimizer state with seed `seed_index`'s learning rate set to `lr`."""
-    rates = opt_state.hyperparams["learning_rate"]
-    opt_state.hyperparams["learning_rate"] = rates.at[seed_index].set(lr)
-    return opt_state
 
 
 def all_finite(tree) -> jax.Array:
@@ -64,19 +57,14 @@ def make_grad_fn(graphdef, rest=None, remat: bool = False):
     return grad_fn
 
 
-def make_apply_fn(tx: optax.GradientTransformation, fault_rate: float = 0.0):
+def make_apply_fn(tx: optax.GradientTransformation):
     """(params, opt_state, grads, stats, key, active) -> (params, opt_state, stats).
 
     A step whose loss or gradient is not finite, or whose seed is not `active`, leaves params and
-    optimizer state exactly as they were; `stats["finite"]` says which. With `fault_rate` > 0 that
-    fraction of steps (drawn from `key`) has its loss and gradients replaced by NaN, to test this.
+    optimizer state exactly as they were; `stats["finite"]` says which.
     """
 
     def apply_fn(params, opt_state, grads, stats, key, active):
-        if fault_rate > 0:
-            fault = jax.random.uniform(jax.random.fold_in(key, 0x5EED)) < fault_rate
-            grads = jax.tree.map(lambda g: jnp.where(fault, jnp.nan, g), grads)
-            stats = {**stats, "loss": jnp.where(fault, jnp.nan, stats["loss"])}
         finite = jnp.isfinite(stats["loss"]) & all_finite(grads)
         # Non-finite gradients are zeroed before the optimizer sees them, so no NaN reaches its
         # state even transiently; the update is then discarded by the selection below.
