@@ -2,14 +2,24 @@
 
 `load_run` rebuilds the task and model of a run directory from its config.json and restores the
 newest readable checkpoint's parameters (no optimizer); `evaluate_model` measures a model on at least
-1,000 fresh sequences per row, with a 95 % interval beside each figure; `evaluate_run` does both and
-writes eval.json; `verdict_text` is the one-line summary, which never says "solved" when a row inside
-the training range says otherwise.
+1,000 held-out sequences per row, with a 95 % interval beside each figure; `evaluate_run` does both and
+merges the rows into eval.json; `verdict_text` is the one-line summary, which never says "solved" when a
+row inside the training range says otherwise.
+
+Held-out draws: the row at test value v with evaluation seed s is drawn from
+`np.random.default_rng([EVAL_SEED, s, v])`, a stream that no training seed or held-out check uses. The
+default seed 0 draws the same sequences every time, so a table is reproducible (the training's final
+table and `ntm eval` agree to the last digit); `ntm eval --seed S` draws others.
+
+eval.json keeps every table a run was given: rows are merged by test value, the newest row of a value
+wins, and the rows it replaced are kept under "replaced". Each row records the checkpoint step it
+measured and its evaluation seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +36,10 @@ from ntm.training.loop import build_model
 from ntm.training.settings import TrainSettings
 
 EVAL_FILE = "eval.json"
-# Evaluation batches are drawn from this seed plus the tested value: fresh, never trained on.
+# Evaluation batches are drawn from [EVAL_SEED, evaluation seed, tested value]: never trained on.
 EVAL_SEED = 7_000_001
+# The evaluation seed of `ntm eval` and of the training's final table unless --seed says otherwise.
+DEFAULT_EVAL_SEED = 0
 # Sequences per row of the final table, and per compiled chunk.
 EVAL_SEQUENCES = 1000
 EVAL_CHUNK = 250
@@ -79,9 +91,11 @@ def in_training_range(task, value: int) -> bool:
 
 
 def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = EVAL_SEQUENCES,
-                   seed: int = EVAL_SEED) -> list[dict]:
-    """Means per sequence (with 95 % intervals) over `sequences` fresh sequences at each value of the
-    task's generalisation quantity; a row's `solved` applies the task's criterion to it."""
+                   seed: int = DEFAULT_EVAL_SEED) -> list[dict]:
+    """Means per sequence (with 95 % intervals) over `sequences` held-out sequences at each value of the
+    task's generalisation quantity, drawn with evaluation seed `seed` (the same seed draws the same
+    sequences); a row's `solved` applies the task's criterion to it."""
+    check_eval_seed(seed)
     difficulties = [task.eval_difficulty(value) for value in values]  # ValueError for an impossible value
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     stacked = jax.tree.map(lambda leaf: leaf[None], params)
@@ -89,12 +103,23 @@ def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = 
     for value, difficulty in zip(values, difficulties):
         judge = Judge(task, graphdef, rest, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty))
         started = time.perf_counter()
-        stats = judge.measure(stacked, difficulty, sequences, np.random.default_rng(seed + value))[0]
+        stats = judge.measure(stacked, difficulty, sequences, eval_rng(seed, value))[0]
         verdict = summarize(task, stats)
         rows.append({task.generalisation_key: value, "sequences": verdict.sequences, **verdict.row(),
                      "in_training_range": in_training_range(task, value),
                      "seconds": time.perf_counter() - started})
     return rows
+
+
+def check_eval_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the evaluation seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def eval_rng(seed: int, value: int) -> np.random.Generator:
+    """The held-out sequences of one row: evaluation seed `seed`, test value `value`."""
+    return np.random.default_rng([EVAL_SEED, check_eval_seed(seed), value])
 
 
 def figure_text(row: dict, name: str) -> str:
@@ -132,16 +157,69 @@ def verdict_text(stop_rule_passed: bool, rows: list[dict], task) -> tuple[bool, 
     return False, "not solved"
 
 
-def evaluate_run(run_dir: Path | str, values: list[int] | None = None,
-                 sequences: int = EVAL_SEQUENCES) -> tuple[LoadedRun, list[dict]]:
-    """Evaluate a run directory's model and write eval.json beside it."""
+def evaluate_run(run_dir: Path | str, values: list[int] | None = None, sequences: int = EVAL_SEQUENCES,
+                 seed: int = DEFAULT_EVAL_SEED) -> tuple[LoadedRun, list[dict]]:
+    """Evaluate a run directory's model and merge the rows into its eval.json (earlier rows at other
+    values are kept; see `merge_eval`). Returns the run and the rows just measured."""
+    check_eval_seed(seed)
     run = load_run(run_dir)
     values = values or run.task.default_eval_values
     for value in values:
         run.task.eval_difficulty(value)  # fail before any compile
-    rows = evaluate_model(run.model, run.task, values, sequences)
-    write_json_atomically(Path(run_dir) / EVAL_FILE, {
-        "task": run.settings.task, "model": run.settings.model, "step": run.step,
-        "key": run.task.generalisation_key, "rows": rows,
-    })
+    rows = evaluate_model(run.model, run.task, values, sequences, seed)
+    for row in rows:
+        row.update(step=run.step, eval_seed=seed, evaluated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    merged = merge_eval(read_eval(run_dir), rows, run.settings.task, run.settings.model,
+                        run.task.generalisation_key, run.step)
+    write_json_atomically(Path(run_dir) / EVAL_FILE, merged)
     return run, rows
+
+
+def read_eval(run_dir: Path | str) -> dict[str, Any] | None:
+    """The run's eval.json, None if it was never evaluated; ValueError if it is corrupt. Rows written
+    before rows recorded their own step get the file's step."""
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or "key" not in saved:
+        raise ValueError(f"{path} is corrupt: it lacks 'key' or 'rows'")
+    key = saved["key"]
+    for row in saved["rows"] + saved.setdefault("replaced", []):
+        if not isinstance(row, dict) or key not in row:
+            raise ValueError(f"{path} is corrupt: a row lacks its {key!r}")
+        row.setdefault("step", saved.get("step"))
+        row.setdefault("eval_seed", None)  # drawn before evaluation seeds were recorded
+    return saved
+
+
+def merge_eval(saved: dict[str, Any] | None, rows: list[dict], task: str, model: str, key: str,
+               step: int) -> dict[str, Any]:
+    """eval.json's content after an evaluation: `saved`'s rows and `rows` merged by test value, the new
+    row of a value replacing the old one, which moves to "replaced" (so no measurement is lost).
+    A saved table of another task or quantity moves to "replaced" whole."""
+    kept, replaced = {}, []
+    if saved is not None:
+        replaced = list(saved.get("replaced", []))
+        if saved.get("key") == key and saved.get("task", task) == task:
+            kept = {row[key]: row for row in saved["rows"]}
+        else:
+            replaced += saved["rows"]
+    for row in rows:
+        if row[key] in kept:
+            replaced.append(kept[row[key]])
+        kept[row[key]] = row
+    return {"task": task, "model": model, "key": key, "step": step,
+            "rows": [kept[value] for value in sorted(kept)], "replaced": replaced}
+
+
+def stale_rows(saved: dict[str, Any], step: int) -> dict[int, list]:
+    """{step: [test values]} of the rows that measured another checkpoint than `step` (the model now)."""
+    stale: dict[int, list] = {}
+    for row in saved["rows"]:
+        if row.get("step") != step:
+            stale.setdefault(row.get("step"), []).append(row[saved["key"]])
+    return stale

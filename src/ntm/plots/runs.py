@@ -21,7 +21,7 @@ from flax import nnx
 from rich.table import Table
 
 from ntm import tasks
-from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, verdict_text
+from ntm.evaluate import EVAL_FILE, LoadedRun, load_run, read_eval, stale_rows, verdict_text
 from ntm.plots import figures
 from ntm.rundir import read_metrics, read_run_config
 from ntm.sequence import count_params
@@ -144,20 +144,6 @@ def show_run(run: LoadedRun | Path | str, length: int | None = None, seed: int =
 # ----------------------------------------------------------------------------- ntm compare
 
 
-def read_eval(run_dir: Path) -> dict[str, Any] | None:
-    """The run's eval.json, None if it was never evaluated; ValueError if it is corrupt."""
-    path = Path(run_dir) / EVAL_FILE
-    if not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or "key" not in saved:
-        raise ValueError(f"{path} is corrupt: it lacks 'key' or 'rows'")
-    return saved
-
-
 def flat_settings(config: dict[str, Any]) -> dict[str, Any]:
     """A run's choices in one flat dict: model, model config fields, settings, task options."""
     settings = config["settings"]
@@ -236,6 +222,9 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
             notes.append(f"{path} has no {EVAL_FILE} (run ntm eval {path}) so it is missing from the eval table")
         else:
             evals[label] = saved
+            for step, values in stale_rows(saved, saved["step"]).items():
+                notes.append(f"{path}: the rows at {saved['key']} {', '.join(map(str, values))} measured step "
+                             f"{step}, the newest evaluation step {saved['step']}")
     task_names = sorted({config["settings"]["task"] for config in configs})
     tasks_text = " and ".join(task_names)
     # Tables (and the generalisation panel) group runs by the quantity they were tested on.
@@ -308,14 +297,16 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
     key = task.generalisation_key
     rows = read_metrics(run_dir)
     train = figures.training_rows(rows)
-    if eval_rows is None:
+    if eval_rows is None:  # every table the run was given, merged (see ntm.evaluate.merge_eval)
         saved = read_eval(run_dir)
         eval_rows = saved["rows"] if saved is not None else None
+    # Rows of an earlier checkpoint stay in the table, marked, but say nothing about the model now.
+    older = {row[key]: row["step"] for row in eval_rows or [] if row.get("step", run.step) != run.step}
     name = f"{settings.task}: {settings.model}"
     trained_on = difficulty_text(task)
     levels = len(task.curriculum_levels()) if settings.curriculum != "none" else 1
     passed = bool(figures.events(rows, "solved"))
-    solved, verdict = verdict_text(passed, eval_rows or [], task)
+    solved, verdict = verdict_text(passed, [row for row in eval_rows or [] if row[key] not in older], task)
     sequences = train[-1]["sequences"] if train else 0
     last = train[-1] if train else {}
 
@@ -349,10 +340,17 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
         figures.plot_generalisation(eval_rows, key, run_dir / GENERALISATION_FILE,
                                     f"{name}: generalisation at {key} {values} (trained on {trained_on})",
                                     xlabel=axis_label(task), trained_range=training_range(task))
-        table = markdown_table([key, "cost (bits/seq)", "bit errors/seq", "solved"],
+        table = markdown_table([key, "cost (bits/seq)", "bit errors/seq", "solved", "sequences", "step"],
                                [[row[key], f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
-                                 "yes" if row.get("solved") else "no"] for row in eval_rows])
-        sections += [table, "", f"![generalisation]({GENERALISATION_FILE})", ""]
+                                 "yes" if row.get("solved") else "no", f"{row['sequences']:,}",
+                                 row.get("step", run.step)] for row in eval_rows])
+        sections += [table, ""]
+        if older:
+            sections += [f"The rows at {key} {', '.join(map(str, older))} measured an earlier checkpoint (step "
+                         f"{', '.join(map(str, sorted(set(older.values()))))}); the verdict above ignores them. "
+                         f"Re-evaluate them with `ntm eval {run_dir} --lengths "
+                         f"{','.join(map(str, older))}`.", ""]
+        sections += [f"![generalisation]({GENERALISATION_FILE})", ""]
     else:
         sections += [f"Not evaluated yet: run `ntm eval {run_dir}`, then `ntm report {run_dir}`.", ""]
 
