@@ -181,21 +181,45 @@ class Comparison:
     run_dirs: dict[str, Path]  # label -> run directory
 
 
-def eval_comparison_table(key: str, evals: dict[str, list[dict]], title: str) -> Table:
-    """One row per tested value, cost and bit errors of each run in adjacent columns."""
-    table = Table(title=title)
-    table.add_column(key, justify="right")
-    for label in evals:
-        table.add_column(f"{label}\ncost (bits/seq)", justify="right")
-        table.add_column(f"{label}\nbit errors/seq", justify="right")
+# Width of a console when output is piped; the comparison tables keep within it.
+TABLE_WIDTH = 80
+
+
+def eval_comparison_tables(key: str, evals: dict[str, list[dict]], title: str,
+                           numbers: dict[str, int] | None = None) -> list[Table]:
+    """Bit errors and cost per sequence: one row per tested value, one column per run, within 80
+    columns. A column is headed by the run's label where every label fits, else by its number in
+    `numbers` ("[2]", which `ntm compare` prints beside each label); runs that still do not fit go on
+    into a further table. Nothing is cut."""
+    numbers = numbers or {label: index for index, label in enumerate(evals, start=1)}
     values = sorted({row[key] for rows in evals.values() for row in rows})
-    for value in values:
-        cells = [str(value)]
-        for rows in evals.values():
-            match = [row for row in rows if row[key] == value]
-            cells += [f"{match[0]['cost']:.3f}", f"{match[0]['bit_errors']:.3f}"] if match else ["–", "–"]
-        table.add_row(*cells)
-    return table
+    tables = []
+    for name, what in (("bit_errors", "bit errors per sequence"), ("cost", "cost (bits per sequence)")):
+        cells = {label: [f"{match[0][name]:.3f}" if match else "–"
+                         for match in ([row for row in rows if row[key] == value] for value in values)]
+                 for label, rows in evals.items()}
+        key_width = max([len(key)] + [len(str(value)) for value in values]) + 3
+        by_label = {label: max([len(label)] + [len(cell) for cell in column]) + 3 for label, column in cells.items()}
+        use_labels = 1 + key_width + sum(by_label.values()) <= TABLE_WIDTH
+        heads = {label: label if use_labels else f"[{numbers[label]}]" for label in evals}
+        widths = {label: max([len(heads[label])] + [len(cell) for cell in cells[label]]) + 3 for label in evals}
+        groups, width = [[]], 1 + key_width
+        for label in evals:
+            if groups[-1] and width + widths[label] > TABLE_WIDTH:
+                groups.append([])
+                width = 1 + key_width
+            groups[-1].append(label)
+            width += widths[label]
+        for group in groups:
+            heading = f"{title}: {what}"
+            table = Table(title=heading, title_justify="left", min_width=min(len(heading), TABLE_WIDTH))
+            table.add_column(key, justify="right", no_wrap=True)
+            for label in group:
+                table.add_column(heads[label], justify="right", no_wrap=True)
+            for index, value in enumerate(values):
+                table.add_row(str(value), *(cells[label][index] for label in group))
+            tables.append(table)
+    return tables
 
 
 def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] | None = None) -> Comparison:
@@ -236,8 +260,9 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
     if plotted_key is not None:
         by_key[plotted_key].update({label: [] for label in labels if label not in evals})
         by_key[plotted_key] = {label: by_key[plotted_key][label] for label in labels if label in by_key[plotted_key]}
-    tables = [eval_comparison_table(key, group, f"{tasks_text}: generalisation ({EVAL_FILE})")
-              for key, group in by_key.items()]
+    numbers = {label: index for index, label in enumerate(labels, start=1)}
+    tables = [table for key, group in by_key.items()
+              for table in eval_comparison_tables(key, group, f"{tasks_text} ({EVAL_FILE})", numbers)]
     xlabel = None
     if len(task_names) == 1:
         xlabel = tasks.get(task_names[0]).axis_label
