@@ -110,8 +110,8 @@ def test_cli_train_and_eval_end_to_end(tmp_path):
     assert [row["length"] for row in saved["rows"]] == [2, 4] and saved["rows"][0]["sequences"] == 100
     result = run_cli("eval", str(run_dir), "--lengths", "6", "--sequences", "200")
     assert result.returncode == 0, result.stderr
-    rows = json.loads((run_dir / "eval.json").read_text())["rows"]
-    assert [(row["length"], row["sequences"]) for row in rows] == [(6, 200)]
+    rows = json.loads((run_dir / "eval.json").read_text())["rows"]  # the training's rows are kept
+    assert [(row["length"], row["sequences"]) for row in rows] == [(2, 100), (4, 100), (6, 200)]
     result = run_cli("train", "copy", "--run-dir", str(run_dir), "--steps", "1")
     assert result.returncode == 2 and "already holds a run" in result.stderr
 

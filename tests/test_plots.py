@@ -273,9 +273,12 @@ def test_report_holds_the_learning_curve_generalisation_trace_config_and_times(t
     wall = [row for row in rundir.read_metrics(run_dir) if "event" not in row][-1]["time"]
     assert runs.format_duration(wall) in text
     assert "| memory_slots | `16` |" in text and "| batch_size | `8` |" in text
-    assert f"| 4 | {eval_rows[1]['cost']:.3f} |" in text
-    assert "Not solved after 20 steps (160 sequences)" in text
+    row = eval_rows[1]
+    assert f"| 4 | {row['sequences']:,} | {row['failures']:,} | {row['cost']:.3f} |" in text
+    assert "\n\nNot solved: length 2: " in text and "after 20 steps (160 sequences)" in text
     # The sample is drawn at the training maximum by default.
     assert "## One sample at length 3" in text
     # Without eval rows the report reads eval.json, which evaluate_run wrote.
-    assert f"| 2 | {eval_rows[0]['cost']:.3f} |" in runs.write_report(run_dir).read_text()
+    first = eval_rows[0]
+    assert (f"| 2 | {first['sequences']:,} | {first['failures']:,} | {first['cost']:.3f} |"
+            in runs.write_report(run_dir).read_text())

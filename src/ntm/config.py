@@ -37,7 +37,9 @@ __all__ = ["ACTIVATIONS", "CONTROLLERS", "MEMORY_INITS", "MEMORY_STEPS", "USER_C
 
 @dataclasses.dataclass(frozen=True)
 class NTMConfig(DictConfig):
-    """Sizes and choices of an NTM. Bad values raise ValueError naming the field.
+    """Sizes and choices of an NTM. Bad values raise ValueError naming the field, and so does a field set
+    where it cannot take effect (`controller_activation` with an LSTM controller, `memory_init_value`
+    with a random memory), naming the field that prevents it.
 
     `controller` is "lstm" or "feedforward"; an NTM built with a user's controller module records
     "user:<module>.<class>" here, so a saved config says what it ran with (`ntm.load` then needs
@@ -91,6 +93,13 @@ class NTMConfig(DictConfig):
         check_bool("learn_initial_reads", self.learn_initial_reads)
         self.normalize_clip_value()
         self.normalize_dtypes()
+        # Settings that cannot take effect are refused rather than recorded as if they had.
+        self.refuse_without_effect("controller_activation", self.controller == "feedforward",
+                                   f"with controller={self.controller!r} (only the feedforward controller takes "
+                                   f"an activation)")
+        self.refuse_without_effect("memory_init_value", self.memory_init != "random" or self.learn_initial_reads,
+                                   "with memory_init='random' and learn_initial_reads=False (it is the value of the "
+                                   "constant memory, the start of the learned one and of learned initial reads)")
 
     @property
     def user_controller(self) -> bool:

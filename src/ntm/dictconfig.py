@@ -4,6 +4,8 @@ The NTM, DNC and LSTM configs are frozen dataclasses built on `DictConfig`; `opt
 its command-line help and choices (field metadata, read by `ntm.cli`). Each check raises a
 ValueError naming the field, and `DictConfig.normalize_*` turn NumPy scalars (`np.int64(4)`,
 `np.float32(0.5)`) into Python numbers, so a config built from NumPy values still saves as JSON.
+`DictConfig.refuse_without_effect` refuses a field set away from its default where another field's
+value means it cannot take effect, naming both (e.g. an activation for an LSTM controller).
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ class DictConfig:
 
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
+
+    def refuse_without_effect(self, name: str, takes_effect: bool, because: str) -> None:
+        """ValueError if field `name` differs from its default although it `takes_effect` not; `because`
+        names the other field and why, e.g. "with controller='lstm' (only ... takes an activation)"."""
+        default = next(field.default for field in dataclasses.fields(self) if field.name == name)
+        value = getattr(self, name)
+        if not takes_effect and value != default:
+            raise ValueError(f"{name}={value!r} has no effect {because}")
 
     def _store(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)  # the dataclass is frozen; this runs only in __post_init__

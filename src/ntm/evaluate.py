@@ -6,12 +6,23 @@ directory; `evaluate_model` tests a model at each value
 tested once at 95 %); `evaluate_run` does both and writes eval.json. `final_rows` is the table a run
 ends with: the rows its stop rule certified, plus fresh rows outside them; `verdict_text` puts the
 certificate in words, so the summary and the table agree by construction.
+
+Held-out draws: the row at test value v with evaluation seed s is drawn from
+`np.random.default_rng([EVAL_SEED, s, v])`, a stream that no training seed or held-out check uses. The
+default seed 0 draws the same sequences every time, so a table is reproducible; `ntm eval --seed S`
+draws others.
+
+eval.json keeps every table a run was given: rows are merged by test value, the newest row of a value
+wins, and the rows it replaced are kept under "replaced". Each row records the checkpoint step it
+measured and its evaluation seed.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -25,8 +36,10 @@ from ntm.training.records import HeldOut, Solved, of_kind
 from ntm.training.runs import LoadedRun, RunDirectory, load_run
 
 EVAL_FILE = "eval.json"
-# Evaluation batches are drawn from this seed plus the tested value: fresh, never trained on.
+# Evaluation batches are drawn from [EVAL_SEED, evaluation seed, tested value]: never trained on.
 EVAL_SEED = 7_000_001
+# The evaluation seed of `ntm eval` and of the training's final table unless --seed says otherwise.
+DEFAULT_EVAL_SEED = 0
 # Sequences per row of the final table, and per compiled chunk.
 EVAL_SEQUENCES = 1000
 EVAL_CHUNK = 250
@@ -50,10 +63,13 @@ def in_training_range(task, value: int) -> bool:
 
 
 def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = EVAL_SEQUENCES,
-                   seed: int = EVAL_SEED, confidence: float = 0.95, max_failure_rate: float | None = None) -> list[dict]:
+                   seed: int = DEFAULT_EVAL_SEED, confidence: float = 0.95,
+                   max_failure_rate: float | None = None) -> list[dict]:
     """One row per value of the task's generalisation quantity: at least `sequences` held-out sequences,
     means with 95 % intervals, and the task's criterion tested once at `confidence` (a rate criterion
-    draws up to its plan, 2,995 sequences at 95 %, while no sequence has failed)."""
+    draws up to its plan, 2,995 sequences at 95 %, while no sequence has failed). Evaluation seed `seed`
+    draws the same sequences every time."""
+    check_eval_seed(seed)
     difficulties = [task.eval_difficulty(value) for value in values]  # ValueError for an impossible value
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     stacked = jax.tree.map(lambda leaf: leaf[None], params)
@@ -62,10 +78,21 @@ def evaluate_model(model: nnx.Module, task, values: list[int], sequences: int = 
         judge = Judge(task, graphdef, rest, chunk=min(EVAL_CHUNK, sequences), pad_to=task.max_steps(**difficulty),
                       judge_sequences=sequences, max_failure_rate=max_failure_rate)
         started = time.perf_counter()
-        verdict = judge.certify(stacked, [difficulty], [1], np.random.default_rng(seed + value), screen=False,
+        verdict = judge.certify(stacked, [difficulty], [1], eval_rng(seed, value), screen=False,
                                 min_sequences=sequences, alphas=[1 - confidence])[0]
         rows.append(table_row(task, verdict.rows[0], value, "evaluation", time.perf_counter() - started))
     return rows
+
+
+def check_eval_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the evaluation seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def eval_rng(seed: int, value: int) -> np.random.Generator:
+    """The held-out sequences of one row: evaluation seed `seed`, test value `value`."""
+    return np.random.default_rng([EVAL_SEED, check_eval_seed(seed), value])
 
 
 def table_row(task, judged: dict, value: int, source: str, seconds: float | None = None) -> dict:
@@ -183,21 +210,78 @@ def verdict_text(solved: bool, rows: list[dict], task) -> tuple[bool, str]:
     return False, "not solved: " + "; ".join(row_claim(task, row) for row in inside)
 
 
-def evaluate_run(run_dir: Path | str, values: list[int] | None = None,
-                 sequences: int = EVAL_SEQUENCES) -> tuple[LoadedRun, list[dict]]:
-    """Evaluate a run directory's model (a test of its own at each value) and write eval.json beside it."""
+def evaluate_run(run_dir: Path | str, values: list[int] | None = None, sequences: int = EVAL_SEQUENCES,
+                 seed: int = DEFAULT_EVAL_SEED) -> tuple[LoadedRun, list[dict]]:
+    """Evaluate a run directory's model (a test of its own at each value) and merge the rows into its
+    eval.json (earlier rows at other values are kept; see `merge_eval`). Returns the run and the new rows."""
+    check_eval_seed(seed)
     run = load_run(run_dir)
     values = values or run.task.default_eval_values
     for value in values:
         run.task.eval_difficulty(value)  # fail before any compile
-    rows = evaluate_model(run.model, run.task, values, sequences, max_failure_rate=run.settings.max_failure_rate)
-    write_eval(run, rows)
+    rows = evaluate_model(run.model, run.task, values, sequences, seed, max_failure_rate=run.settings.max_failure_rate)
+    write_eval(run, rows, seed)
     return run, rows
 
 
-def write_eval(run: LoadedRun, rows: list[dict]) -> Path:
-    """eval.json of a run directory: its generalisation table."""
+def write_eval(run: LoadedRun, rows: list[dict], seed: int | None = DEFAULT_EVAL_SEED) -> Path:
+    """Merge `rows` into the run's eval.json, each stamped with the step it measured and its seed."""
+    for row in rows:
+        row.setdefault("step", run.step)
+        row.setdefault("eval_seed", seed if row.get("source") != "stop rule" else None)
+        row.setdefault("evaluated_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    merged = merge_eval(read_eval(run.run_dir), rows, run.settings.task, run.settings.model,
+                        run.task.generalisation_key, run.step)
     path = Path(run.run_dir) / EVAL_FILE
-    write_json_atomically(path, {"task": run.settings.task, "model": run.settings.model, "step": run.step,
-                                 "key": run.task.generalisation_key, "rows": rows})
+    write_json_atomically(path, merged)
     return path
+
+
+def read_eval(run_dir: Path | str) -> dict[str, Any] | None:
+    """The run's eval.json, None if it was never evaluated; ValueError if it is corrupt. Rows written
+    before rows recorded their own step get the file's step."""
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or "key" not in saved:
+        raise ValueError(f"{path} is corrupt: it lacks 'key' or 'rows'")
+    key = saved["key"]
+    for row in saved["rows"] + saved.setdefault("replaced", []):
+        if not isinstance(row, dict) or key not in row:
+            raise ValueError(f"{path} is corrupt: a row lacks its {key!r}")
+        row.setdefault("step", saved.get("step"))
+        row.setdefault("eval_seed", None)  # drawn before evaluation seeds were recorded
+    return saved
+
+
+def merge_eval(saved: dict[str, Any] | None, rows: list[dict], task: str, model: str, key: str,
+               step: int) -> dict[str, Any]:
+    """eval.json's content after an evaluation: `saved`'s rows and `rows` merged by test value, the new
+    row of a value replacing the old one, which moves to "replaced" (so no measurement is lost).
+    A saved table of another task or quantity moves to "replaced" whole."""
+    kept, replaced = {}, []
+    if saved is not None:
+        replaced = list(saved.get("replaced", []))
+        if saved.get("key") == key and saved.get("task", task) == task:
+            kept = {row[key]: row for row in saved["rows"]}
+        else:
+            replaced += saved["rows"]
+    for row in rows:
+        if row[key] in kept:
+            replaced.append(kept[row[key]])
+        kept[row[key]] = row
+    return {"task": task, "model": model, "key": key, "step": step,
+            "rows": [kept[value] for value in sorted(kept)], "replaced": replaced}
+
+
+def stale_rows(saved: dict[str, Any], step: int) -> dict[int, list]:
+    """{step: [test values]} of the rows that measured another checkpoint than `step` (the model now)."""
+    stale: dict[int, list] = {}
+    for row in saved["rows"]:
+        if row.get("step") != step:
+            stale.setdefault(row.get("step"), []).append(row[saved["key"]])
+    return stale

@@ -75,7 +75,7 @@ def conclude(run_dir: Path, eval_values: list[int] | None = None,
     run, solved, rows = final_rows(run_dir, eval_values, eval_sequences, confidence=run_confidence(run_dir))
     write_eval(run, rows)
     solved, verdict = verdict_text(solved, rows, run.task)
-    return Conclusion(run.task, rows, solved, verdict, write_report(run_dir, rows))
+    return Conclusion(run.task, rows, solved, verdict, write_report(run_dir))  # every table of eval.json
 
 
 def run_confidence(run_dir: Path) -> float:

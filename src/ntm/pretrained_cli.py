@@ -29,7 +29,8 @@ def add_commands(commands) -> None:
     demo.add_argument("--length", type=int, default=None, metavar="L",
                       help="sequence length (or item count) of the sample; default: the training maximum")
     demo.add_argument("--seed", type=int, default=0, help="which sample to draw (default 0)")
-    demo.add_argument("--out", default=None, metavar="FILE.png", help="default ./demo-TASK-lengthL.png")
+    demo.add_argument("-o", "--output", "--out", dest="out", default=None, metavar="FILE.png",
+                      help="where the picture is written (default ./demo-TASK-lengthL.png)")
     demo.set_defaults(handler=run_demo)
 
 
@@ -43,33 +44,49 @@ def eval_summary(entry: dict[str, Any]) -> str:
     return f"{key} " + ", ".join(parts)
 
 
-def pretrained_table(index: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="pretrained models (ntm.pretrained(NAME), ntm demo NAME)")
-    for column, justify in (("name", "left"), ("task", "left"), ("model", "left"), ("parameters", "right"),
-                            ("training sequences", "right"), ("wall time", "right"),
-                            ("bit errors per sequence", "left")):
-        table.add_column(column, justify=justify)
-    for name in sorted(index):
+def pretrained_tables(index: dict[str, dict[str, Any]]) -> tuple[Table, Table]:
+    """What was shipped (name, model, size, training) and its figures, as two tables that fit 80
+    columns: a name is what `ntm demo NAME` takes, so it is never cut."""
+    names = sorted(index)
+    width = max(len(name) for name in names)
+    shipped = Table(title="pretrained models: ntm.pretrained(NAME), ntm demo NAME", title_justify="left")
+    shipped.add_column("name", no_wrap=True, min_width=width)
+    tasks_differ = any(task_text(index[name]) != name for name in names)
+    if tasks_differ:
+        shipped.add_column("task", overflow="fold")
+    for column in ("model", "parameters", "training sequences", "training time"):
+        shipped.add_column(column, justify="left" if column == "model" else "right")
+    counts = {row.get("sequences") for name in names for row in index[name].get("eval_rows") or []}
+    each = f"{counts.pop():,} " if len(counts) == 1 and None not in counts else ""
+    figures = Table(title=f"bit errors per sequence on {each}held-out sequences per value", title_justify="left",
+                    box=None, show_header=False, padding=(0, 1))
+    figures.add_column("name", no_wrap=True, min_width=width)
+    figures.add_column("bit errors per sequence", overflow="fold")
+    for name in names:
         entry = index[name]
-        options = ", ".join(f"{key}={value}" for key, value in (entry.get("task_options") or {}).items())
-        table.add_row(
-            name,
-            entry["task"] + (f" ({options})" if options else ""),
-            entry["model"],
-            f"{entry['parameters']:,}",
-            f"{entry['training_sequences']:,}",
-            f"{entry['wall_time']:.1f} s",
-            eval_summary(entry),
-        )
-    return table
+        cells = [name] + ([task_text(entry)] if tasks_differ else [])
+        shipped.add_row(*cells, entry["model"], f"{entry['parameters']:,}", f"{entry['training_sequences']:,}",
+                        f"{entry['wall_time']:.1f} s")
+        figures.add_row(name, eval_summary(entry))
+    return shipped, figures
+
+
+def task_text(entry: dict[str, Any]) -> str:
+    """'copy' or 'copy (max_length=10)': the task a model was trained on, with its options."""
+    options = ", ".join(f"{key}={value}" for key, value in (entry.get("task_options") or {}).items())
+    return entry["task"] + (f" ({options})" if options else "")
 
 
 def run_pretrained(args, console: Console) -> int:
+    from ntm.cli import stdout_console
+
     index = saving.read_index()
     if not index:
         print(f"no pretrained models are shipped in this installation ({saving.PRETRAINED_ROOT})")
         return 0
-    Console().print(pretrained_table(index))
+    out = stdout_console()
+    for table in pretrained_tables(index):
+        out.print(table)
     return 0
 
 

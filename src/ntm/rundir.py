@@ -59,6 +59,8 @@ def read_json(path: Path) -> Any:
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """The run's config.json, or a RunDirectoryError saying what is wrong with the directory."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise RunDirectoryError(f"{str(run_dir)!r} is a file, not a run directory")
     if not run_dir.is_dir():
         raise RunDirectoryError(f"run directory {str(run_dir)!r} does not exist")
     path = run_dir / CONFIG_FILE

@@ -20,12 +20,14 @@ def add_commands(commands) -> None:
     show.add_argument("--length", type=int, default=None, metavar="L",
                       help="sequence length (or item count) of the sample; default: the training maximum")
     show.add_argument("--seed", type=int, default=0, help="which sample to draw (default 0)")
-    show.add_argument("--out", default=None, metavar="FILE.png", help="default RUN_DIR/show-lengthL.png")
+    show.add_argument("-o", "--output", "--out", dest="out", default=None, metavar="FILE.png",
+                      help="where the picture is written (default RUN_DIR/show-lengthL.png)")
     show.set_defaults(handler=run_show)
 
     compare = commands.add_parser("compare", help="learning curves and eval tables of several runs side by side")
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by ntm train")
-    compare.add_argument("--out", default="compare.png", metavar="FILE.png", help="default ./compare.png")
+    compare.add_argument("-o", "--output", "--out", dest="out", default="compare.png", metavar="FILE.png",
+                         help="where the figure is written (default ./compare.png)")
     compare.add_argument("--labels", default=None, help="comma-separated legend labels, one per run "
                                                         "(default: the model and the settings that differ)")
     compare.set_defaults(handler=run_compare)
@@ -58,9 +60,11 @@ def run_compare(args, console: Console) -> int:
         raise ValueError(f"ntm compare: {error}") from None
     for note in comparison.notes:
         console.print(note, style="yellow", markup=False, soft_wrap=True)
-    for label, path in comparison.run_dirs.items():
-        print(f"{label}: {path}")
-    out = Console()
+    for number, (label, path) in enumerate(comparison.run_dirs.items(), start=1):
+        print(f"[{number}] {label}: {path}")
+    from ntm.cli import stdout_console
+
+    out = stdout_console()
     for table in comparison.tables:
         out.print(table)
     print(f"figure written to {comparison.path}")

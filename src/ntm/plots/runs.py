@@ -21,7 +21,7 @@ from flax import nnx
 from rich.table import Table
 
 from ntm import tasks
-from ntm.evaluate import EVAL_FILE, verdict_text
+from ntm.evaluate import EVAL_FILE, read_eval, stale_rows, verdict_text
 from ntm.plots import figures
 from ntm.training.records import NanRestore, Record, Solved, of_kind
 from ntm.training.runs import LoadedRun, RunConfig, RunDirectory, load_run
@@ -145,20 +145,6 @@ def show_run(run: LoadedRun | Path | str, length: int | None = None, seed: int =
 # ----------------------------------------------------------------------------- ntm compare
 
 
-def read_eval(run_dir: Path) -> dict[str, Any] | None:
-    """The run's eval.json, None if it was never evaluated; ValueError if it is corrupt."""
-    path = Path(run_dir) / EVAL_FILE
-    if not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or "key" not in saved:
-        raise ValueError(f"{path} is corrupt: it lacks 'key' or 'rows'")
-    return saved
-
-
 def flat_settings(config: RunConfig) -> dict[str, Any]:
     """A run's choices in one flat dict: model, model config fields, settings, task options."""
     settings = config.settings.to_dict()
@@ -196,21 +182,45 @@ class Comparison:
     run_dirs: dict[str, Path]  # label -> run directory
 
 
-def eval_comparison_table(key: str, evals: dict[str, list[dict]], title: str) -> Table:
-    """One row per tested value, cost and bit errors of each run in adjacent columns."""
-    table = Table(title=title)
-    table.add_column(key, justify="right")
-    for label in evals:
-        table.add_column(f"{label}\ncost (bits/seq)", justify="right")
-        table.add_column(f"{label}\nbit errors/seq", justify="right")
+# Width of a console when output is piped; the comparison tables keep within it.
+TABLE_WIDTH = 80
+
+
+def eval_comparison_tables(key: str, evals: dict[str, list[dict]], title: str,
+                           numbers: dict[str, int] | None = None) -> list[Table]:
+    """Bit errors and cost per sequence: one row per tested value, one column per run, within 80
+    columns. A column is headed by the run's label where every label fits, else by its number in
+    `numbers` ("[2]", which `ntm compare` prints beside each label); runs that still do not fit go on
+    into a further table. Nothing is cut."""
+    numbers = numbers or {label: index for index, label in enumerate(evals, start=1)}
     values = sorted({row[key] for rows in evals.values() for row in rows})
-    for value in values:
-        cells = [str(value)]
-        for rows in evals.values():
-            match = [row for row in rows if row[key] == value]
-            cells += [f"{match[0]['cost']:.3f}", f"{match[0]['bit_errors']:.3f}"] if match else ["–", "–"]
-        table.add_row(*cells)
-    return table
+    tables = []
+    for name, what in (("bit_errors", "bit errors per sequence"), ("cost", "cost (bits per sequence)")):
+        cells = {label: [f"{match[0][name]:.3f}" if match else "–"
+                         for match in ([row for row in rows if row[key] == value] for value in values)]
+                 for label, rows in evals.items()}
+        key_width = max([len(key)] + [len(str(value)) for value in values]) + 3
+        by_label = {label: max([len(label)] + [len(cell) for cell in column]) + 3 for label, column in cells.items()}
+        use_labels = 1 + key_width + sum(by_label.values()) <= TABLE_WIDTH
+        heads = {label: label if use_labels else f"[{numbers[label]}]" for label in evals}
+        widths = {label: max([len(heads[label])] + [len(cell) for cell in cells[label]]) + 3 for label in evals}
+        groups, width = [[]], 1 + key_width
+        for label in evals:
+            if groups[-1] and width + widths[label] > TABLE_WIDTH:
+                groups.append([])
+                width = 1 + key_width
+            groups[-1].append(label)
+            width += widths[label]
+        for group in groups:
+            heading = f"{title}: {what}"
+            table = Table(title=heading, title_justify="left", min_width=min(len(heading), TABLE_WIDTH))
+            table.add_column(key, justify="right", no_wrap=True)
+            for label in group:
+                table.add_column(heads[label], justify="right", no_wrap=True)
+            for index, value in enumerate(values):
+                table.add_row(str(value), *(cells[label][index] for label in group))
+            tables.append(table)
+    return tables
 
 
 def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] | None = None) -> Comparison:
@@ -237,6 +247,9 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
             notes.append(f"{path} has no {EVAL_FILE} (run ntm eval {path}) so it is missing from the eval table")
         else:
             evals[label] = saved
+            for step, values in stale_rows(saved, saved["step"]).items():
+                notes.append(f"{path}: the rows at {saved['key']} {', '.join(map(str, values))} measured step "
+                             f"{step}, the newest evaluation step {saved['step']}")
     task_names = sorted({config.settings.task for config in configs})
     tasks_text = " and ".join(task_names)
     # Tables (and the generalisation panel) group runs by the quantity they were tested on.
@@ -248,8 +261,9 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str, labels: list[str] 
     if plotted_key is not None:
         by_key[plotted_key].update({label: [] for label in labels if label not in evals})
         by_key[plotted_key] = {label: by_key[plotted_key][label] for label in labels if label in by_key[plotted_key]}
-    tables = [eval_comparison_table(key, group, f"{tasks_text}: generalisation ({EVAL_FILE})")
-              for key, group in by_key.items()]
+    numbers = {label: index for index, label in enumerate(labels, start=1)}
+    tables = [table for key, group in by_key.items()
+              for table in eval_comparison_tables(key, group, f"{tasks_text} ({EVAL_FILE})", numbers)]
     xlabel = None
     if len(task_names) == 1:
         xlabel = tasks.get(task_names[0]).axis_label
@@ -309,14 +323,16 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
     key = task.generalisation_key
     records = RunDirectory(run_dir).records()
     train = figures.training_rows(records)
-    if eval_rows is None:
+    if eval_rows is None:  # every table the run was given, merged (see ntm.evaluate.merge_eval)
         saved = read_eval(run_dir)
         eval_rows = saved["rows"] if saved is not None else None
+    # Rows of an earlier checkpoint stay in the table, marked, but say nothing about the model now.
+    older = {row[key]: row["step"] for row in eval_rows or [] if row.get("step", run.step) != run.step}
     name = f"{settings.task}: {settings.model}"
     trained_on = difficulty_text(task)
     levels = len(task.curriculum_levels()) if settings.curriculum != "none" else 1
     passed = bool(of_kind(records, Solved))
-    solved, verdict = verdict_text(passed, eval_rows or [], task)
+    solved, verdict = verdict_text(passed, [row for row in eval_rows or [] if row[key] not in older], task)
     sequences = train[-1].sequences if train else 0
     last = train[-1] if train else None
 
@@ -351,14 +367,21 @@ def write_report(run_dir: Path | str, eval_rows: list[dict] | None = None) -> Pa
                                     f"{name}: generalisation at {key} {values} (trained on {trained_on})",
                                     xlabel=axis_label(task), trained_range=training_range(task))
         table = markdown_table([key, "sequences", "with a wrong bit", "cost (bits/seq)", "bit errors/seq",
-                                "certified"],
+                                "certified", "step"],
                                [[row[key], f"{row.get('sequences', 0):,}",
                                  f"{row['failures']:,}" if "failures" in row else "–",
                                  f"{row['cost']:.3f}", f"{row['bit_errors']:.3f}",
                                  ("yes" if row.get("solved") else "no")
-                                 + (" (stop rule)" if row.get("source") == "stop rule" else "")]
+                                 + (" (stop rule)" if row.get("source") == "stop rule" else ""),
+                                 row.get("step", run.step)]
                                 for row in eval_rows])
-        sections += [table, "", f"![generalisation]({GENERALISATION_FILE})", ""]
+        sections += [table, ""]
+        if older:
+            sections += [f"The rows at {key} {', '.join(map(str, older))} measured an earlier checkpoint (step "
+                         f"{', '.join(map(str, sorted(set(older.values()))))}); the verdict above ignores them. "
+                         f"Re-evaluate them with `ntm eval {run_dir} --lengths "
+                         f"{','.join(map(str, older))}`.", ""]
+        sections += [f"![generalisation]({GENERALISATION_FILE})", ""]
     else:
         sections += [f"Not evaluated yet: run `ntm eval {run_dir}`, then `ntm report {run_dir}`.", ""]
 

@@ -30,6 +30,8 @@ class AssociativeRecallTask(ExactOutputTask):
     PAPER_DIFFICULTY = {"min_items": 2, "max_items": 6}
     generalisation_key = "items"
     DEFAULT_EVAL_VALUES = (6, 10, 12, 15, 20)
+    DIFFICULTY_HELP = {"min_items": "fewest items in an episode in training",
+                       "max_items": "most items in an episode in training"}
     # The copy machine and settings solve in 21,600-24,800 episodes (under a minute on one core) and
     # generalise to 12 and 15 items; a one-layer feedforward controller stalled at ~7 bit errors.
     TRAINING_DEFAULTS = {"ntm": {"lr": 3e-3, "batch_size": 8, "max_steps": 20_000}}

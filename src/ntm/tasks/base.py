@@ -50,6 +50,8 @@ class Task(abc.ABC):
     PAPER_DIFFICULTY: ClassVar[dict[str, int]]
     generalisation_key: ClassVar[str]
     DEFAULT_EVAL_VALUES: ClassVar[tuple[int, ...]]
+    # What each difficulty option means, for `ntm train --help`; `difficulty_help` words the ones left out.
+    DIFFICULTY_HELP: ClassVar[dict[str, str]] = {}
 
     input_size: int
     output_size: int
@@ -80,6 +82,16 @@ class Task(abc.ABC):
                 )
         self._check_extra(checked)
         return checked
+
+    @classmethod
+    def difficulty_help(cls, key: str) -> str:
+        """One line on what difficulty option `key` sets, e.g. 'longest sequence in training'."""
+        if key in cls.DIFFICULTY_HELP:
+            return cls.DIFFICULTY_HELP[key]
+        for low_key, high_key, _ in cls.RANGES:
+            if key in (low_key, high_key):
+                return f"{'smallest' if key == low_key else 'largest'} {low_key.removeprefix('min_')} in training"
+        return key.replace("_", " ")
 
     def _check_extra(self, difficulty: dict[str, int]) -> None:
         """Task-specific checks beyond the ranges (e.g. more items than fit); ValueError naming the option."""

@@ -36,6 +36,7 @@ class CopyTask(ExactOutputTask):
     PAPER_DIFFICULTY = {"min_length": 1, "max_length": 20}
     generalisation_key = "length"
     DEFAULT_EVAL_VALUES = (10, 20, 30, 50, 120)
+    DIFFICULTY_HELP = {"min_length": "fewest vectors to copy in training", "max_length": "most vectors to copy in training"}
     # The paper's machine (LSTM 100, one head each) at Adam 3e-3, batch 8: 4,800-8,800 sequences to
     # solve. A 3-layer feedforward controller solved in fewer (1,600-4,800) but failed at length 120;
     # see docs/experiments/tasks.md.

@@ -38,6 +38,8 @@ class NGramsTask(Task):
     PAPER_DIFFICULTY = {"min_length": 200, "max_length": 200}
     generalisation_key = "length"  # the number of predicted bits
     DEFAULT_EVAL_VALUES = (100, 200, 400, 1000)
+    DIFFICULTY_HELP = {"min_length": "fewest predicted bits per sequence in training",
+                       "max_length": "most predicted bits per sequence in training"}
     # 64 memory slots hold the 32 contexts' counts at half the memory traffic of 128 and came closest
     # to optimal (5 bits above at 50,000 sequences; 128 slots: 9-24 at 24,000, 32 slots: 9.5 at 60,000).
     # The step cap is ~15 minutes on one core of this project's CPU (289 sequences/s).

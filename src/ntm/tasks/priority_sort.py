@@ -29,6 +29,8 @@ class PrioritySortTask(Task):
     PAPER_DIFFICULTY = {"min_items": 20, "max_items": 20, "num_outputs": 16}
     generalisation_key = "items"
     DEFAULT_EVAL_VALUES = (10, 20, 30, 40)
+    DIFFICULTY_HELP = {"min_items": "fewest items to sort in training", "max_items": "most items to sort in training",
+                       "num_outputs": "items written out, highest priority first (at most --min-items)"}
     # A learned initial memory lets content addressing tell slots apart, so a head can write where an
     # item's priority points: 28 bit errors at 185,600 sequences (Adam 1e-3, batch 8) against 35-40 for
     # every constant-memory machine tried (more heads, two layers, feedforward, batch 32, a curriculum);

@@ -34,6 +34,8 @@ class RepeatCopyTask(ExactOutputTask):
     PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10}
     generalisation_key = "length"
     DEFAULT_EVAL_VALUES = (5, 10, 15, 20, 30)
+    DIFFICULTY_HELP = {"min_length": "fewest vectors to repeat in training", "max_length": "most vectors to repeat in training",
+                       "min_repeats": "fewest repeats in training", "max_repeats": "most repeats in training"}
 
     # Measured on this project's CPU (docs/experiments/tasks.md): with more than one sequence per batch
     # (Adam 3e-4 to 3e-3, batch 2 to 8, RMSProp batch 4) the NTM never left the plateau of ~300 bit

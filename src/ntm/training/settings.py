@@ -3,6 +3,8 @@
 Each field carries its command-line help (and choices) in its metadata, so `ntm train --help` is
 generated from here. `TrainSettings.for_task(task, model, **overrides)` starts from the task's own
 defaults for that model (chosen by measured time to solve) and applies the overrides on top.
+Settings are checked when built, model and task options included: an option the model or task does
+not have, or a setting that cannot take effect (momentum with Adam), is a ValueError naming it.
 """
 
 from __future__ import annotations
@@ -102,7 +104,28 @@ class TrainSettings(DictConfig):
             if value is not None:
                 self.check_positive_ints(name)
         if self.steps is not None and self.sequences is not None:
-            raise ValueError("give either steps or sequences as the budget, not both")
+            raise ValueError(f"give one budget, not both: steps={self.steps} and sequences={self.sequences}")
+        self.refuse_without_effect("momentum", self.optimizer == "rmsprop",
+                                   f"with optimizer={self.optimizer!r} (it is RMSProp's momentum)")
+        self.check_options()
+
+    def check_options(self) -> None:
+        """ValueError naming the option if `task_options` or `model_options` do not fit the task and model:
+        the task and the model's config are built here, at the call, not when training starts."""
+        from ntm import models  # the registry imports the models, which need JAX
+
+        if not isinstance(self.model_options, dict) or not isinstance(self.task_options, dict):
+            raise ValueError("model_options and task_options must be dicts")
+        spec = models.get(self.model)
+        fields = {field.name for field in dataclasses.fields(spec.config_class)} - {"input_size", "output_size"}
+        for name in self.model_options:
+            if name not in fields:
+                owners = [other for other in models.names()
+                          if name in {f.name for f in dataclasses.fields(models.get(other).config_class)}]
+                where = f" (it is an option of {', '.join(owners)})" if owners else ""
+                raise ValueError(f"{name} does not apply to model={self.model!r}{where}")
+        task = tasks.get(self.task, **self.task_options)
+        spec.config_class(input_size=task.input_size, output_size=task.output_size, **self.model_options)
 
     @classmethod
     def for_task(cls, task: str, model: str = "ntm", **overrides: Any) -> "TrainSettings":
