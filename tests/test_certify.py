@@ -25,11 +25,12 @@ class BernoulliModel:
         return {"cost": errors * 2.0, "bit_errors": errors}
 
 
-def stand_in_judge(model, task, chunk=500) -> Judge:
+def stand_in_judge(model, task, chunk=500, seeds=1) -> Judge:
     """A Judge whose chunks come from `model` (no network, no sampling): certify's logic alone."""
     judge = Judge(task, None, chunk=chunk, pad_to=task.max_steps())
     judge.chunks = lambda rng, difficulty, count: iter([None] * count)
-    judge.chunk_stats = lambda params, batch: {name: value[None] for name, value in model(chunk).items()}
+    judge.chunk_stats = lambda params, batch: {name: np.repeat(value[None], seeds, axis=0)
+                                               for name, value in model(chunk).items()}
     judge.most_errors = lambda batch: 8.0 * task.max_steps()
     return judge
 
@@ -133,3 +134,15 @@ def test_the_fast_bootstrap_draws_from_the_same_distribution_as_resampling_every
     assert fast.mean() == pytest.approx(plain.mean(), abs=4 * plain.std() / 60 + 1e-12)
     assert fast.std() == pytest.approx(plain.std(), rel=0.1, abs=1e-12)
     assert np.quantile(fast, 0.975) == pytest.approx(np.quantile(plain, 0.975), rel=0.1, abs=1e-12)
+
+
+def test_a_seed_over_its_judging_share_gets_the_screen_only():
+    """Judging is kept a share of training: a passed screen is deferred, not certified, until training
+    has caught up; a deferred check spends no attempt."""
+    task = tasks.get("copy", max_length=3)
+    perfect = stand_in_judge(BernoulliModel(0.0, 0), task, chunk=100, seeds=2)
+    verdicts = perfect.certify(None, [task.hardest()], [4, 4], np.random.default_rng(0), may_certify=[False, True])
+    assert verdicts[0].deferred and not verdicts[0].solved and verdicts[0].attempt is None
+    assert verdicts[0].sequences == 100
+    assert not verdicts[1].deferred and verdicts[1].solved and verdicts[1].attempt == 4
+    assert verdicts[1].sequences == certify.FailureRate().plan_size(certify.attempt_alpha(4))

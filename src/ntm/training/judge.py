@@ -60,6 +60,7 @@ class Verdict:
     screened: bool  # the screen passed (or there was none), so this check was a certification attempt
     attempt: int | None  # which certification attempt of the run this was
     alpha: float | None  # the attempt's level: the chance it certifies a model that fails the criterion
+    deferred: bool = False  # passed the screen, but judging had used up its share of the run: no attempt
 
     @property
     def sequences(self) -> int:
@@ -74,7 +75,7 @@ class Verdict:
     def row(self) -> dict[str, Any]:
         """The held_out event of metrics.jsonl: the hardest difficulty's means, and every row."""
         return {"held_out_sequences": self.sequences, **self.means, "solved": self.solved, "screened": self.screened,
-                "attempt": self.attempt, "alpha": self.alpha, "rows": self.rows}
+                "attempt": self.attempt, "alpha": self.alpha, "deferred": self.deferred, "rows": self.rows}
 
 
 class Judge:
@@ -128,11 +129,13 @@ class Judge:
 
     def certify(self, params, difficulties: list[dict[str, int]], attempts: list[int | None],
                 rng: np.random.Generator, *, screen: bool = True, min_sequences: int = 0,
-                run_alpha: float = certify.RUN_ALPHA, alphas: list[float] | None = None) -> list[Verdict | None]:
+                run_alpha: float = certify.RUN_ALPHA, alphas: list[float] | None = None,
+                may_certify: list[bool] | None = None) -> list[Verdict | None]:
         """The certificate of every seed k with `attempts[k]` (its attempt number if the screen passes;
         None: not judged). `alphas` fixes each seed's level instead (a one-off test such as `ntm eval`).
         `min_sequences`: draw at least this many at every difficulty even after a refusal (for a table's
-        figures); 0 stops a refused seed at once."""
+        figures); 0 stops a refused seed at once. A seed with `may_certify[k]` False gets the screen only
+        (its verdict is `deferred` if it passes: judging has used up its share for now)."""
         K, criterion, metric = len(attempts), self.criterion, self.criterion.metric
         judged = [attempt is not None for attempt in attempts]
         level = [None if not judged[k] else (alphas[k] if alphas is not None
@@ -145,6 +148,13 @@ class Judge:
             for k in np.flatnonzero(judged):
                 if not criterion.screen(stats[metric][k]):
                     going[k] = False
+                    rows[k].append(judged_row(self.task, criterion, {n: v[k] for n, v in stats.items()}, None,
+                                              self.most_errors(batch), difficulties[0]))
+        deferred = [False] * K
+        if may_certify is not None:
+            for k in np.flatnonzero(going):
+                if not may_certify[k]:
+                    going[k], deferred[k] = False, True
                     rows[k].append(judged_row(self.task, criterion, {n: v[k] for n, v in stats.items()}, None,
                                               self.most_errors(batch), difficulties[0]))
         screened = list(going)
@@ -175,4 +185,4 @@ class Judge:
                 solved[k] = solved[k] and row["certified"]
                 going[k] = solved[k] or min_sequences > 0
         return [Verdict(rows[k], bool(solved[k]), screened[k], attempts[k] if screened[k] and alphas is None else None,
-                        level[k] if screened[k] else None) if judged[k] else None for k in range(K)]
+                        level[k] if screened[k] else None, deferred[k]) if judged[k] else None for k in range(K)]

@@ -188,7 +188,8 @@ def check_held_out(judge: Judge, state: TrainState, seeds: list[Seed]) -> None:
                 [seed.progress.certify_attempts + 1 if chosen else None for seed, chosen in zip(seeds, judged)],
                 np.random.default_rng([HELD_OUT_SEED, check_id, int(final)]), screen=not final,
                 min_sequences=first.settings.judge_sequences if final else 0,
-                run_alpha=1 - first.settings.confidence)
+                run_alpha=1 - first.settings.confidence,
+                may_certify=[final or seed.may_certify for seed in seeds])
             for seed, verdict in zip(seeds, verdicts):
                 if verdict is not None:
                     seed.held_out(verdict, final)

@@ -196,6 +196,13 @@ class Seed:
         self.log.write(NanRestore(p.step, restored_step=restored_step, lr=state.learning_rate(self.k)))
         return state
 
+    @property
+    def may_certify(self) -> bool:
+        """Whether a passed screen may go on to a certification attempt: only while the held-out sequences
+        judged so far are within `judge_share` of the training sequences, so that attempts refused deep
+        into their count (a model failing 1 sequence in a few thousand) cannot crowd out training."""
+        return self.progress.judged_sequences <= self.settings.judge_share * self.progress.sequences
+
     def held_out(self, verdict: Verdict, final: bool = False) -> None:
         """Log a held-out verdict (`final`: the last, unscreened check of a budget); count a certification
         attempt; move the curriculum on or mark the seed solved when the certificate is granted."""
@@ -204,6 +211,7 @@ class Seed:
         self.verdict = verdict
         if verdict.attempt is not None:
             p.certify_attempts = verdict.attempt
+        p.judged_sequences += verdict.sequences
         check = HeldOut(p.step, sequences=p.sequences, level=plan.judged_level, time=p.wall_time,
                         verdict={**verdict.row(), "final": final})
         self.log.write(check)

@@ -61,6 +61,10 @@ class TrainSettings(DictConfig):
                                    "(or a curriculum level) counts as solved")
     screen_sequences: int = setting(100, "held-out sequences of each check's cheap screen (its own sequences, "
                                          "at the hardest case); only a pass goes on to certify")
+    judge_share: float = setting(0.5, "a passed screen goes on to certify only while the held-out sequences "
+                                      "judged so far are at most this many per training sequence (a forward "
+                                      "pass costs about a fifth of a training step: 0.5 keeps judging near "
+                                      "10 % of the time)")
     max_failure_rate: float = setting(1e-3, "exact-output tasks (copy, repeat copy, associative recall): solved "
                                             "when at most this share of sequences has any wrong bit")
     confidence: float = setting(0.95, "the chance, at least, that a run which says solved meets its task's "
@@ -86,6 +90,9 @@ class TrainSettings(DictConfig):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if isinstance(self.momentum, bool) or not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if isinstance(self.judge_share, bool) or not (isinstance(self.judge_share, (int, float))
+                                                      and 0 < self.judge_share < math.inf):
+            raise ValueError(f"judge_share must be a positive number, got {self.judge_share!r}")
         for name in ("max_failure_rate", "confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < 1):

@@ -34,6 +34,7 @@ class Progress:
     restores: int = 0  # times the non-finite policy restored the last checkpoint
     passes_in_a_row: int = 0  # held-out checks certified in a row at the judged level
     certify_attempts: int = 0  # checks whose screen passed: each spends part of the run's error budget
+    judged_sequences: int = 0  # held-out sequences judged so far (screens and attempts)
     solved_step: int | None = None
     solved_sequences: int | None = None
     solved_time: float | None = None
