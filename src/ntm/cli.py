@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -71,12 +72,15 @@ def add_dataclass_flags(group, cls, skip=(), extra_help=None) -> list[str]:
     return added
 
 
-def add_train_flags(parser) -> None:
-    """The flags of `ntm train` (also used by `ntm sweep`), recorded on the parser's defaults."""
+def add_train_flags(parser, own_tasks: list[str] = ()) -> None:
+    """The flags of `ntm train` (also used by `ntm sweep`), recorded on the parser's defaults; `own_tasks`
+    are task classes of one's own named on the command line, whose difficulty options become flags too."""
     from ntm import models, tasks
     from ntm.training import TrainSettings
 
-    parser.add_argument("task", nargs="?", choices=tasks.names(), help="the task to learn")
+    parser.add_argument("task", nargs="?", metavar="TASK",
+                        help=f"the task to learn: {', '.join(tasks.names())}, or a Task class of your own as "
+                             f"module:Class (e.g. my_pkg.tasks:Parity)")
     parser.add_argument("--model", choices=models.names(), default=None, help="the model to train (default ntm)")
     training = parser.add_argument_group("training (defaults: the task's own, see README)")
     train_fields = add_dataclass_flags(training, TrainSettings, extra_help={})
@@ -92,7 +96,7 @@ def add_train_flags(parser) -> None:
         seen.update(add_dataclass_flags(model_group, models.get(name).config_class, seen, model_help))
     task_group = parser.add_argument_group("task difficulty (defaults: the paper's training values)")
     task_owners: dict[str, list[str]] = {}
-    for task_name in tasks.names():
+    for task_name in [*tasks.names(), *own_tasks]:
         for key in tasks.get(task_name).difficulty:
             if key not in task_owners:
                 task_group.add_argument(flag(key), type=int, default=None, metavar="INT")
@@ -100,12 +104,16 @@ def add_train_flags(parser) -> None:
     parser.set_defaults(train_fields=train_fields, model_fields=owners, task_fields=task_owners)
 
 
-def build_parser():
+def build_parser(argv: list[str] = ()):
+    """The `ntm` parser; a task class of one's own named in `argv` gets flags for its difficulty options."""
+    from ntm import tasks
+
+    own_tasks = tasks.named_in(list(argv))
     parser = OneLineParser(prog="ntm", description="Neural Turing Machines that train.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     train = commands.add_parser("train", help="train a model on a task (or resume a run)")
-    add_train_flags(train)
+    add_train_flags(train, own_tasks)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or --seeds group) in RUN_DIR")
     train.add_argument("--run-dir", help="where the run is written (default runs/TASK-TIMESTAMP)")
     train.add_argument("--seeds", type=int, default=1, metavar="K",
@@ -129,7 +137,7 @@ def build_parser():
     add_picture_commands(commands)
     pretrained_cli.add_commands(commands)
     reproduce.add_commands(commands)
-    sweep.add_commands(commands)
+    sweep.add_commands(commands, own_tasks)
     return parser
 
 
@@ -161,17 +169,21 @@ def given_values(args) -> dict:
 
 def settings_from_args(args):
     """TrainSettings from parsed `ntm train` flags: the task's defaults, then the flags given."""
+    from ntm import tasks
     from ntm.training import TrainSettings
 
     if args.task is None:
         raise UsageError("ntm train: give a TASK (or --resume RUN_DIR)")
+    tasks.task_class(args.task)  # an unknown task, or a class of one's own that breaks the contract
     return TrainSettings.for_task(args.task, args.model or "ntm", **given_values(args))
 
 
 def settings_from_argv(argv: list[str]):
     """TrainSettings from `ntm train` arguments (without the word `train`), e.g. for `ntm sweep`."""
+    from ntm import tasks
+
     parser = OneLineParser(prog="ntm train")
-    add_train_flags(parser)
+    add_train_flags(parser, tasks.named_in(argv))
     return settings_from_args(parser.parse_args(argv))
 
 
@@ -273,8 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     tune_xla()
     console = Console(stderr=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # task classes of one's own import from here, as under `python -m`
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return args.handler(args, console)
     except (UsageError, ValueError, FileNotFoundError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -137,7 +137,7 @@ def resolve_run(settings, run_dir, seeds: int, resume: bool, budget) -> tuple[Pa
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     settings = settings or TrainSettings()
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(settings.task)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(tasks.task_class(settings.task).name)
     if (run_dir / CONFIG_FILE).exists() or (run_dir / GROUP_FILE).exists():
         raise RunDirectoryError(f"{run_dir} already holds a run; resume it or choose another run directory")
     return run_dir, [dataclasses.replace(settings, seed=settings.seed + k) for k in range(seeds)]
