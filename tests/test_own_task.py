@@ -2,7 +2,8 @@
 `ntm.tasks.Task`; a class that breaks it, or a name that does not import, is a ValueError naming what is
 wrong (on the command line exit status 2 and one line); and the example of docs/examples/parity.py goes
 through the lab: trained on the command line until the held-out check says solved, evaluated, shown,
-reported, resumed from its run directory, under a curriculum, and as a sweep's trials."""
+reported, resumed from its run directory and under a curriculum (its sweep on Ray is in test_sweep.py, with
+the other tests that start Ray)."""
 
 from __future__ import annotations
 
@@ -274,24 +275,3 @@ def test_the_parity_example_trains_under_a_curriculum_from_python(tmp_path):
     assert result.step == 60 and result.compiles == 1  # every level is padded to the longest
     assert sys.modules["docs.examples.parity"].Parity is Parity
 
-
-@pytest.mark.slow
-def test_a_sweep_of_the_parity_example_trains_its_trials_on_ray(tmp_path, capsys):
-    """Embedded Ray: two trials of parity (max length 3 and 4), each an ordinary run directory of that task;
-    the Ray workers import the task from where the command found it."""
-    import csv
-
-    sweep_dir = tmp_path / "sweep"
-    argv = ["sweep", PARITY, "--search", "max-length=grid:3,4", "--sweep-dir", str(sweep_dir), "--max-steps", "30",
-            "--eval-every", "10", "--max-concurrent", "1", "--num-cpus", "2", "--memory-slots", "8",
-            "--memory-width", "4", "--controller-units", "16", "--judge-sequences", "100",
-            "--eval-lengths", "4", "--eval-sequences", "100"]
-    assert cli.main(argv) == 0
-    assert "2 of 2 trials ended" in capsys.readouterr().out
-    with open(sweep_dir / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert sorted(row["max-length"] for row in rows) == ["3", "4"]
-    for row in rows:
-        run = load_run(sweep_dir / row["run_dir"])
-        assert run.settings.task == PARITY and type(run.task).__name__ == "Parity"
-        assert run.task.difficulty["max_length"] == int(row["max-length"]) and row["status"] != "error"

@@ -7,7 +7,6 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from rich.console import Console
 
 from ntm import rundir, tasks
 from ntm.evaluate import evaluate_run, load_run, verdict_text
@@ -17,16 +16,7 @@ from ntm.training.judge import Judge, interval95
 from ntm.training.loop import build_model
 from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, seed_step
 
-QUIET = Console(stderr=True, quiet=True)
-TINY_NTM = {"memory_slots": 16, "memory_width": 8, "controller_units": 32}
-
-
-def tiny_settings(**changes):
-    values = dict(task="copy", task_options={"max_length": 3}, model_options=TINY_NTM, batch_size=8,
-                  steps=20, until_solved=False, log_every=5, checkpoint_every=10, judge_sequences=200,
-                  screen_sequences=100)
-    values.update(changes)
-    return TrainSettings(**values)
+# The tiny run (`tiny_settings`, `quiet`) comes from conftest.py.
 
 
 def params_of(run_dir):
@@ -42,10 +32,11 @@ def training_rows(run_dir):
     return [row for row in rundir.read_metrics(run_dir) if "event" not in row]
 
 
-def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequences(tmp_path):
+@pytest.mark.slow
+def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequences(tmp_path, quiet):
     settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=3000, eval_every=50,
                                       checkpoint_every=100000)
-    result = train(settings, run_dir=tmp_path / "run", console=QUIET, progress=False)
+    result = train(settings, run_dir=tmp_path / "run", console=quiet, progress=False)
     assert result.solved, f"not solved after {result.step} steps: {result.last}"
     assert result.compiles == 1  # lengths 1-5 are padded to one shape: never recompiled
     checks = [row for row in rundir.read_metrics(tmp_path / "run") if row.get("event") == "held_out"]
@@ -56,10 +47,10 @@ def test_ntm_learns_copy_of_lengths_one_to_five_and_is_judged_on_a_thousand_sequ
     assert rows[0]["sequences"] == 1000 and rows[0]["bit_errors"] < 0.05
 
 
-def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
-    train(tiny_settings(steps=30, eval_every=10), run_dir=tmp_path / "straight", console=QUIET, progress=False)
-    train(tiny_settings(steps=20, eval_every=10), run_dir=tmp_path / "split", console=QUIET, progress=False)
-    result = train(run_dir=tmp_path / "split", resume=True, budget={"steps": 30}, console=QUIET, progress=False)
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_settings, quiet):
+    train(tiny_settings(steps=30, eval_every=10), run_dir=tmp_path / "straight", console=quiet, progress=False)
+    train(tiny_settings(steps=20, eval_every=10), run_dir=tmp_path / "split", console=quiet, progress=False)
+    result = train(run_dir=tmp_path / "split", resume=True, budget={"steps": 30}, console=quiet, progress=False)
     assert result.step == 30 and result.sequences == 240
     assert_same_params(tmp_path / "straight", tmp_path / "split")
     rows = lambda d: [(r["step"], round(r["cost"], 4)) for r in training_rows(d)]
@@ -68,25 +59,27 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     assert held(tmp_path / "straight") == held(tmp_path / "split")
 
 
-def test_seeds_trained_together_equal_the_same_seeds_trained_alone_and_resume_as_a_group(tmp_path):
-    group = train(tiny_settings(seed=3, steps=15), run_dir=tmp_path / "group", seeds=2, console=QUIET, progress=False)
+@pytest.mark.slow
+def test_seeds_trained_together_equal_the_same_seeds_trained_alone_and_resume_as_a_group(tmp_path, tiny_settings,
+                                                                                         quiet):
+    group = train(tiny_settings(seed=3, steps=15), run_dir=tmp_path / "group", seeds=2, console=quiet, progress=False)
     assert [r.seed for r in group.seeds] == [3, 4]
     assert sorted(p.name for p in (tmp_path / "group").iterdir()) == [".lock", "seed-3", "seed-4", "seeds.json"]
     for seed in (3, 4):
-        alone = train(tiny_settings(seed=seed, steps=15), run_dir=tmp_path / f"alone-{seed}", console=QUIET,
+        alone = train(tiny_settings(seed=seed, steps=15), run_dir=tmp_path / f"alone-{seed}", console=quiet,
                       progress=False)
         assert_same_params(tmp_path / "group" / f"seed-{seed}", alone.run_dir, rtol=2e-4, atol=2e-5)
         together, by_itself = training_rows(tmp_path / "group" / f"seed-{seed}"), training_rows(alone.run_dir)
         assert [r["step"] for r in together] == [r["step"] for r in by_itself] == [5, 10, 15]
         np.testing.assert_allclose([r["cost"] for r in together], [r["cost"] for r in by_itself], rtol=1e-3)
-    resumed = train(run_dir=tmp_path / "group", resume=True, budget={"steps": 20}, console=QUIET, progress=False)
+    resumed = train(run_dir=tmp_path / "group", resume=True, budget={"steps": 20}, console=quiet, progress=False)
     assert [(r.seed, r.step) for r in resumed.seeds] == [(3, 20), (4, 20)]
-    straight = train(tiny_settings(seed=4, steps=20), run_dir=tmp_path / "straight-4", console=QUIET, progress=False)
+    straight = train(tiny_settings(seed=4, steps=20), run_dir=tmp_path / "straight-4", console=quiet, progress=False)
     assert_same_params(tmp_path / "group" / "seed-4", straight.run_dir, rtol=2e-4, atol=2e-5)
     assert json.loads((tmp_path / "group" / "seeds.json").read_text())["seeds"] == [3, 4]
 
 
-def test_a_non_finite_step_changes_nothing():
+def test_a_non_finite_step_changes_nothing(tiny_settings):
     task = tasks.get("copy", max_length=3)
     settings = tiny_settings()
     model, _ = build_model(settings, task)
@@ -106,7 +99,8 @@ def test_a_non_finite_step_changes_nothing():
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(new_params)))
 
 
-def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_learning_rate(tmp_path, monkeypatch):
+def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_learning_rate(tmp_path, monkeypatch,
+                                                                                             tiny_settings, quiet):
     """Seed 1 of two gets eight poisoned batches in a row; seed 0 trains on untouched."""
     task_class = type(tasks.get("copy"))
     original = task_class.sample
@@ -123,7 +117,7 @@ def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_l
 
     settings = tiny_settings(steps=30, nan_patience=5, log_every=1, eval_every=1000)
     monkeypatch.setattr(task_class, "sample", sample_with_poison)
-    result = train(settings, run_dir=tmp_path / "nan", seeds=2, console=QUIET, progress=False)
+    result = train(settings, run_dir=tmp_path / "nan", seeds=2, console=quiet, progress=False)
     poisoned, clean = tmp_path / "nan" / "seed-1", tmp_path / "nan" / "seed-0"
     events = [r for r in rundir.read_metrics(poisoned) if r.get("event") == "nan_restore"]
     assert len(events) == 1 and events[0]["step"] == 16 and events[0]["restored_step"] == 10
@@ -140,10 +134,10 @@ def test_repeated_non_finite_steps_restore_the_checkpoint_and_lower_that_seeds_l
         assert np.isfinite(np.asarray(leaf)).all()
 
 
-def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path):
+def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path, tiny_settings, quiet):
     settings = tiny_settings(steps=120, fault_rate=0.1, nan_patience=3, log_every=1, eval_every=1000,
                              checkpoint_every=20)
-    result = train(settings, run_dir=tmp_path / "faults", console=QUIET, progress=False)
+    result = train(settings, run_dir=tmp_path / "faults", console=quiet, progress=False)
     rows = rundir.read_metrics(tmp_path / "faults")
     faults = [r for r in rows if r.get("event") == "non_finite"]
     assert 4 <= len(faults) <= 30  # about 12 expected
@@ -154,18 +148,19 @@ def test_injected_faults_never_reach_the_parameters_and_are_each_logged(tmp_path
         assert np.isfinite(np.asarray(leaf)).all()
 
 
-def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path):
+def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path, tiny_settings, quiet):
     settings = tiny_settings(steps=200, fault_rate=0.99, nan_patience=2, max_restores=2, eval_every=1000)
     with pytest.raises(FloatingPointError, match="after 2 restores"):
-        train(settings, run_dir=tmp_path / "bad", console=QUIET, progress=False)
+        train(settings, run_dir=tmp_path / "bad", console=quiet, progress=False)
     events = [r["event"] for r in rundir.read_metrics(tmp_path / "bad") if "event" in r and r["event"] != "non_finite"]
     assert events == ["nan_restore", "nan_restore", "diverged"]
 
 
-def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path):
+@pytest.mark.slow
+def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path, tiny_settings, quiet):
     settings = tiny_settings(task_options={"max_length": 4}, curriculum="levels", until_solved=True, steps=1500,
                              eval_every=25, checkpoint_every=100000, batch_size=16)
-    result = train(settings, run_dir=tmp_path / "cur", console=QUIET, progress=False)
+    result = train(settings, run_dir=tmp_path / "cur", console=quiet, progress=False)
     levels = [r for r in rundir.read_metrics(tmp_path / "cur") if r.get("event") == "level"]
     assert [r["level"] for r in levels] == list(range(1, len(levels) + 1))
     assert levels and levels[0]["difficulty"]["max_length"] == 2
@@ -189,7 +184,7 @@ def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
     np.testing.assert_allclose(again.policy(), policy)
 
 
-def test_the_stop_rule_screens_then_judges_the_full_count():
+def test_the_stop_rule_screens_then_judges_the_full_count(tiny_settings):
     task = tasks.get("copy", max_length=3)
     model, _ = build_model(tiny_settings(), task)
     graphdef, params = nnx.split(model, nnx.Param)
@@ -231,18 +226,19 @@ def test_each_task_has_defaults_that_train_settings_use():
     assert overridden.lr == 1e-4 and overridden.model_options["read_heads"] == 2
 
 
-def test_lstm_baseline_trains_through_the_same_loop(tmp_path):
+def test_lstm_baseline_trains_through_the_same_loop(tmp_path, tiny_settings, quiet):
     settings = tiny_settings(model="lstm", model_options={"layers": 1, "units": 64}, steps=150, log_every=10,
                              batch_size=16, lr=3e-3, eval_every=1000)
-    train(settings, run_dir=tmp_path / "lstm", console=QUIET, progress=False)
+    train(settings, run_dir=tmp_path / "lstm", console=quiet, progress=False)
     costs = [r["cost"] for r in training_rows(tmp_path / "lstm")]
     assert np.mean(costs[-3:]) < 0.7 * np.mean(costs[:2])
 
 
-def test_a_model_with_its_own_random_stream_trains_and_evaluates(tmp_path):
+def test_a_model_with_its_own_random_stream_trains_and_evaluates(tmp_path, tiny_settings, quiet):
     """A random-memory NTM holds an nnx.Rngs beside its parameters: training passes keys, the rest stays."""
-    settings = tiny_settings(steps=10, model_options={**TINY_NTM, "memory_init": "random"}, eval_every=5)
-    result = train(settings, run_dir=tmp_path / "random", console=QUIET, progress=False)
+    settings = tiny_settings(steps=10, eval_every=5)
+    settings = settings.replace(model_options={**settings.model_options, "memory_init": "random"})
+    result = train(settings, run_dir=tmp_path / "random", console=quiet, progress=False)
     assert result.step == 10 and np.isfinite(result.last["cost"])
     _, rows = evaluate_run(tmp_path / "random", [2], sequences=100)
     assert np.isfinite(rows[0]["cost"])
