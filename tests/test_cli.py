@@ -1,8 +1,10 @@
 """Tests of the `ntm` command line and of a run directory's reliability: one-line errors with exit
 status 2 (also for fuzzed command lines), one writer per run directory, a clear error with the last
-checkpoint intact when writing fails, and runs killed at random moments that resume as if never killed."""
+checkpoint intact when writing fails, and runs killed at random moments that resume as if never killed.
 
-import fcntl
+The tiny run (`tiny_settings`, `tiny_flags`, `tiny_run`) comes from conftest.py. Tests that start `ntm`
+as a subprocess are marked slow; the same command lines run in-process in the fast tier."""
+
 import json
 import os
 import signal
@@ -14,15 +16,12 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from rich.console import Console
 
 from ntm import cli, rundir
 from ntm.evaluate import load_run
-from ntm.training import TrainSettings, train
+from ntm.training import train
 
-QUIET = Console(stderr=True, quiet=True)
-TINY_FLAGS = ["--max-length", "3", "--memory-slots", "16", "--memory-width", "8", "--controller-units", "32",
-              "--batch-size", "8", "--judge-sequences", "100"]
+slow = pytest.mark.slow
 
 
 def run_cli(*args, cwd=None, timeout=300):
@@ -30,32 +29,34 @@ def run_cli(*args, cwd=None, timeout=300):
                           timeout=timeout)
 
 
-def tiny_settings(**changes):
-    values = dict(task="copy", task_options={"max_length": 3},
-                  model_options={"memory_slots": 16, "memory_width": 8, "controller_units": 32}, batch_size=8,
-                  steps=10, until_solved=False, log_every=5, checkpoint_every=10, judge_sequences=100)
-    values.update(changes)
-    return TrainSettings(**values)
+BAD_COMMAND_LINES = [
+    (["train", "sorting"], "unknown task 'sorting'"),
+    (["train", "copy", "--lr", "fast"], "--lr: invalid float value"),
+    (["train", "copy", "--lr", "-1"], "lr must be a positive number"),
+    (["train", "copy", "--max-length", "0"], "max_length must be an integer >= 1"),
+    (["train", "copy", "--min-items", "3"], "--min-items does not apply to task copy"),
+    (["train", "copy", "--model", "lstm", "--memory-slots", "8"], "--memory-slots does not apply to --model lstm"),
+    (["train", "copy", "--shift-range", "2"], "shift_range must be odd"),
+    (["train", "copy", "--curriculum", "sometimes"], "invalid choice: 'sometimes'"),
+    (["train", "copy", "--seeds", "0"], "--seeds must be >= 1"),
+    (["train"], "give a TASK"),
+    (["eval", "/nonexistent/run"], "does not exist"),
+    (["eval", "."], "not an ntm run directory"),
+]
 
 
-@pytest.mark.parametrize(
-    "args,expected",
-    [
-        (["train", "sorting"], "invalid choice: 'sorting'"),
-        (["train", "copy", "--lr", "fast"], "--lr: invalid float value"),
-        (["train", "copy", "--lr", "-1"], "lr must be a positive number"),
-        (["train", "copy", "--max-length", "0"], "max_length must be an integer >= 1"),
-        (["train", "copy", "--min-items", "3"], "--min-items does not apply to task copy"),
-        (["train", "copy", "--model", "lstm", "--memory-slots", "8"], "--memory-slots does not apply to --model lstm"),
-        (["train", "copy", "--shift-range", "2"], "shift_range must be odd"),
-        (["train", "copy", "--curriculum", "sometimes"], "invalid choice: 'sometimes'"),
-        (["train", "copy", "--seeds", "0"], "--seeds must be >= 1"),
-        (["train"], "give a TASK"),
-        (["eval", "/nonexistent/run"], "does not exist"),
-        (["eval", "."], "not an ntm run directory"),
-    ],
-)
-def test_bad_command_lines_exit_2_with_one_line(args, expected, tmp_path):
+@pytest.mark.parametrize("args,expected", BAD_COMMAND_LINES)
+def test_bad_command_lines_exit_2_with_one_line(args, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert expected in err
+
+
+@slow
+@pytest.mark.parametrize("args,expected", [BAD_COMMAND_LINES[0], BAD_COMMAND_LINES[3], BAD_COMMAND_LINES[-1]])
+def test_bad_command_lines_exit_2_with_one_line_from_the_ntm_process(args, expected, tmp_path):
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -100,9 +101,10 @@ def test_fuzzed_command_lines_never_print_a_traceback(monkeypatch, tmp_path, cap
     assert "Traceback" not in error and len(error.splitlines()) == 1, error
 
 
-def test_cli_train_and_eval_end_to_end(tmp_path):
+@slow
+def test_cli_train_and_eval_end_to_end(tmp_path, tiny_flags):
     run_dir = tmp_path / "cli"
-    result = run_cli("train", "copy", *TINY_FLAGS, "--steps", "20", "--run-dir", str(run_dir),
+    result = run_cli("train", "copy", *tiny_flags, "--steps", "20", "--run-dir", str(run_dir),
                      "--eval-lengths", "2,4", "--eval-sequences", "100", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "not solved" in result.stdout and "run directory" in result.stdout
@@ -116,9 +118,10 @@ def test_cli_train_and_eval_end_to_end(tmp_path):
     assert result.returncode == 2 and "already holds a run" in result.stderr
 
 
-def test_cli_trains_seeds_at_once_reports_each_and_resumes_them_as_a_group(tmp_path):
+@slow
+def test_cli_trains_seeds_at_once_reports_each_and_resumes_them_as_a_group(tmp_path, tiny_flags):
     run_dir = tmp_path / "cli-seeds"
-    result = run_cli("train", "copy", "--seeds", "2", "--seed", "5", *TINY_FLAGS, "--steps", "10", "--run-dir",
+    result = run_cli("train", "copy", "--seeds", "2", "--seed", "5", *tiny_flags, "--steps", "10", "--run-dir",
                      str(run_dir), "--eval-lengths", "2", "--eval-sequences", "100", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "2 seeds of ntm on copy" in result.stdout
@@ -130,35 +133,35 @@ def test_cli_trains_seeds_at_once_reports_each_and_resumes_them_as_a_group(tmp_p
         assert load_run(run_dir / f"seed-{seed}").step == 15
 
 
-def test_corrupt_or_mismatched_run_directories_exit_2_and_keep_files(tmp_path):
-    run_dir = tmp_path / "run"
-    train(tiny_settings(), run_dir=run_dir, console=QUIET, progress=False)
+def test_corrupt_or_mismatched_run_directories_exit_2_and_keep_files(tiny_run, capsys):
+    run_dir = tiny_run
     config = json.loads((run_dir / "config.json").read_text())
 
-    bad_eval = run_cli("eval", str(run_dir), "--lengths", "3,x")
-    assert bad_eval.returncode == 2 and "positive integers" in bad_eval.stderr
+    def fails(*args) -> str:
+        assert cli.main(list(args)) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        return err
+
+    assert "positive integers" in fails("eval", str(run_dir), "--lengths", "3,x")
 
     mismatched = dict(config, settings=dict(config["settings"],
                                             model_options={**config["settings"]["model_options"], "memory_width": 12}))
     mismatched["model_config"] = dict(config["model_config"], memory_width=12)
     (run_dir / "config.json").write_text(json.dumps(mismatched))
-    result = run_cli("eval", str(run_dir))
-    assert result.returncode == 2 and "could be restored" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("train", "--resume", str(run_dir), "--steps", "20")
-    assert result.returncode == 2 and "could be restored" in result.stderr
+    assert "could be restored" in fails("eval", str(run_dir))
+    assert "could be restored" in fails("train", "--resume", str(run_dir), "--steps", "20")
     assert rundir.Checkpoints(run_dir).steps() == [0, 10]
 
     (run_dir / "config.json").write_text("{not json")
-    result = run_cli("eval", str(run_dir))
-    assert result.returncode == 2 and "corrupt" in result.stderr
-    result = run_cli("train", "--resume", str(run_dir), "--memory-slots", "8")
-    assert result.returncode == 2 and "--resume continues the saved run" in result.stderr
+    assert "corrupt" in fails("eval", str(run_dir))
+    assert "--resume continues the saved run" in fails("train", "--resume", str(run_dir), "--memory-slots", "8")
     assert (run_dir / "checkpoints" / "10").is_dir()
 
 
-def test_a_run_directory_in_use_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):
-    run_dir = tmp_path / "run"
-    train(tiny_settings(), run_dir=run_dir, console=QUIET, progress=False)
+@slow
+def test_a_run_directory_in_use_is_refused_and_a_killed_holder_leaves_no_lock(tiny_run, quiet):
+    run_dir = tiny_run
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
                                "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
                                str(run_dir / rundir.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
@@ -170,15 +173,14 @@ def test_a_run_directory_in_use_is_refused_and_a_killed_holder_leaves_no_lock(tm
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    result = train(run_dir=run_dir, resume=True, budget={"steps": 12}, console=QUIET, progress=False)
+    result = train(run_dir=run_dir, resume=True, budget={"steps": 12}, console=quiet, progress=False)
     assert result.step == 12
 
 
-def test_a_failed_checkpoint_write_is_a_clear_error_and_the_last_checkpoint_stays_intact(tmp_path, monkeypatch):
+def test_a_failed_checkpoint_write_is_a_clear_error_and_the_last_checkpoint_stays_intact(tiny_run, monkeypatch, quiet):
     import orbax.checkpoint as ocp
 
-    run_dir = tmp_path / "full"
-    train(tiny_settings(steps=10), run_dir=run_dir, console=QUIET, progress=False)
+    run_dir = tiny_run  # 10 steps, checkpoints at 0 and 10
     original = ocp.CheckpointManager.save
 
     def disk_full(self, step, *args, **kwargs):
@@ -189,22 +191,22 @@ def test_a_failed_checkpoint_write_is_a_clear_error_and_the_last_checkpoint_stay
     monkeypatch.setattr(ocp.CheckpointManager, "save", disk_full)
     with pytest.raises(rundir.RunDirectoryError, match="No space left on device; the last good checkpoint "
                                                         r"\(step 10\) is intact"):
-        train(run_dir=run_dir, resume=True, budget={"steps": 20}, console=QUIET, progress=False)
+        train(run_dir=run_dir, resume=True, budget={"steps": 20}, console=quiet, progress=False)
     monkeypatch.setattr(ocp.CheckpointManager, "save", original)
     assert rundir.Checkpoints(run_dir).steps() == [0, 10]
     assert load_run(run_dir).step == 10
 
 
-def test_an_unwritable_run_directory_is_a_one_line_error(tmp_path):
+def test_an_unwritable_run_directory_is_a_one_line_error(tmp_path, tiny_flags, capsys):
     (tmp_path / "file").write_text("not a directory")
-    result = run_cli("train", "copy", *TINY_FLAGS, "--steps", "2", "--run-dir", str(tmp_path / "file" / "run"))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "file" in result.stderr
+    assert cli.main(["train", "copy", *tiny_flags, "--steps", "2", "--run-dir", str(tmp_path / "file" / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "file" in err, err
 
 
-def kill_and_resume_until_done(run_dir, steps: int, kills: int, rng) -> int:
+def kill_and_resume_until_done(run_dir, flags: list[str], steps: int, kills: int, rng) -> int:
     """Run `ntm train` to `steps`, SIGKILLing it `kills` times at random moments; returns kills made."""
-    command = ["train", "copy", *TINY_FLAGS, "--steps", str(steps), "--no-until-solved", "--checkpoint-every", "1",
+    command = ["train", "copy", *flags, "--steps", str(steps), "--no-until-solved", "--checkpoint-every", "1",
                "--log-every", "1", "--eval-every", "7", "--run-dir", str(run_dir), "--quiet", "--eval-lengths", "2",
                "--eval-sequences", "100"]
     made = 0
@@ -225,12 +227,13 @@ def kill_and_resume_until_done(run_dir, steps: int, kills: int, rng) -> int:
         return made
 
 
-def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_path):
+@slow
+def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_path, tiny_flags, tiny_settings, quiet):
     rng = np.random.default_rng(int(os.environ.get("NTM_KILL_SEED", "0")))
-    made = kill_and_resume_until_done(tmp_path / "killed", 60, 4, rng)
+    made = kill_and_resume_until_done(tmp_path / "killed", tiny_flags, 60, 4, rng)
     assert made >= 2
     straight = tmp_path / "straight"
-    train(tiny_settings(steps=60, checkpoint_every=1, log_every=1, eval_every=7), run_dir=straight, console=QUIET,
+    train(tiny_settings(steps=60, checkpoint_every=1, log_every=1, eval_every=7), run_dir=straight, console=quiet,
           progress=False)
     rows = rundir.read_metrics(tmp_path / "killed")
     steps = [row["step"] for row in rows if "event" not in row]

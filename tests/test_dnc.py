@@ -450,6 +450,7 @@ def test_copy_batch_layout():
         assert not inputs[row, length + 1 :].any()
 
 
+@pytest.mark.slow
 def test_dnc_learns_copy_with_lengths_one_to_five():
     config = DNCConfig(BITS + 1, BITS, memory_slots=16, memory_width=16, controller_units=64)
     graphdef, params = nnx.split(DNC(config, rngs=nnx.Rngs(0)))

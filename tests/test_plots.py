@@ -3,6 +3,7 @@ ones the model traced or the run logged; `ntm show`, `ntm compare` and `ntm repo
 trained run, and one-line errors for bad run directories and lengths."""
 
 import json
+import shutil
 from pathlib import Path
 
 import jax
@@ -10,7 +11,6 @@ import matplotlib.image
 import numpy as np
 import pytest
 from flax import nnx
-from rich.console import Console
 
 from ntm import cli, metrics, models, rundir, tasks
 from ntm.cell import NTMStepTrace
@@ -19,7 +19,6 @@ from ntm.plots import figures, runs
 from ntm.training import TrainSettings, train
 from ntm.training.records import parse_records
 
-QUIET = Console(quiet=True)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,13 +56,10 @@ def image_of(axes):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A tiny NTM trained for 20 steps on copy of lengths 1-3, evaluated at lengths 2 and 4."""
-    run_dir = tmp_path_factory.mktemp("plots") / "ntm-run"
-    settings = TrainSettings(task="copy", task_options={"max_length": 3},
-                             model_options={"memory_slots": 16, "memory_width": 8, "controller_units": 32},
-                             batch_size=8, steps=20, until_solved=False, log_every=5)
-    train(settings, run_dir=run_dir, console=QUIET, progress=False)
+def trained_run(trained_tiny_run, tmp_path_factory):
+    """The tiny run of conftest.py (an NTM trained for 10 steps on copy of lengths 1-3), copied for this
+    module's figures and reports, evaluated at lengths 2 and 4."""
+    run_dir = Path(shutil.copytree(trained_tiny_run, tmp_path_factory.mktemp("plots") / "ntm-run"))
     _, eval_rows = evaluate_run(run_dir, [2, 4], sequences=100)
     return run_dir, eval_rows
 
@@ -275,7 +271,7 @@ def test_report_holds_the_learning_curve_generalisation_trace_config_and_times(t
     assert "| memory_slots | `16` |" in text and "| batch_size | `8` |" in text
     row = eval_rows[1]
     assert f"| 4 | {row['sequences']:,} | {row['failures']:,} | {row['cost']:.3f} |" in text
-    assert "\n\nNot solved: length 2: " in text and "after 20 steps (160 sequences)" in text
+    assert "\n\nNot solved: length 2: " in text and "after 10 steps (80 sequences)" in text
     # The sample is drawn at the training maximum by default.
     assert "## One sample at length 3" in text
     # Without eval rows the report reads eval.json, which evaluate_run wrote.

@@ -3,6 +3,8 @@ paper's with the curves and pictures, and a second run skips what is done."""
 
 import json
 
+import pytest
+
 from ntm import cli, tasks
 
 SMALL_DEFAULTS = {
@@ -12,6 +14,7 @@ SMALL_DEFAULTS = {
 }
 
 
+@pytest.mark.slow  # two runs, each trained for 3 s, and the results page
 def test_reproduce_writes_the_results_page_and_resumes(tmp_path, capsys, monkeypatch):
     # The machinery on small machines and short sequences; the real defaults are tested in test_training.
     copy = type(tasks.get("copy"))

@@ -1,8 +1,9 @@
 """Tests of `ntm sweep` on Ray Tune: bad input, an embedded local sweep with ASHA, and a sweep that joins a
 real Ray head process (`ray start --head`), is interrupted with Ctrl-C and resumed without retraining.
 
-Trials are tiny (copy of lengths 1-3, memory 16 x 8, a 16-unit controller, tens of steps) so that the
-time goes to Ray and JAX start-up. Ray is part of the test extra, so nothing here is skipped.
+Trials are the tiny run of conftest.py (copy of lengths 1-3, memory 16 x 8, tens of steps) so that the
+time goes to Ray and JAX start-up; the tests that start Ray are marked slow. Ray is part of the test extra,
+so nothing here is skipped.
 """
 
 import csv
@@ -25,10 +26,15 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 from ntm import cli, sweep  # noqa: E402
+from ntm.evaluate import load_run  # noqa: E402
 from ntm.rundir import read_metrics  # noqa: E402
 
-TINY = ["--memory-slots", "16", "--memory-width", "8", "--controller-units", "16", "--max-length", "3",
-        "--judge-sequences", "100", "--screen-sequences", "100", "--eval-lengths", "3", "--eval-sequences", "100"]
+
+
+@pytest.fixture
+def tiny(tiny_flags):
+    """The tiny run of conftest.py as `ntm sweep` flags, each trial's final table on 100 sequences at length 3."""
+    return [*tiny_flags, "--eval-lengths", "3", "--eval-sequences", "100"]
 
 
 def free_port() -> int:
@@ -91,7 +97,7 @@ def held_out(run_dir):
     (["--search", "optimizer=uniform:1:2"], "--optimizer is not a number"),
     (["--search", "optimizer=choice:adam,sgd"], "--optimizer is one of adam, rmsprop, not 'sgd'"),
     (["--search", "remat=choice:true,maybe"], "--remat is on or off"),
-    (["--search", "batch-size=choice:4,0"], "the trial with batch-size=0 would fail: batch_size must be"),
+    (["--search", "batch-size=choice:4,0"], "the trial with batch-size=0 would fail: ntm train: --batch-size must be"),
     (["--search", "memory-width=grid:8,0"], "the trial with memory-width=0 would fail"),
     (["--search", "lr=choice:1e-3,3e-3", "--lr", "1e-3"], "--lr is both fixed and searched"),
     (["--search", "lr=choice:1e-3", "--search", "lr=grid:3e-3"], "--lr is searched twice"),
@@ -147,13 +153,14 @@ def test_trial_settings_are_what_ntm_train_makes_of_the_same_flags(tmp_path):
 # ----------------------------------------------------------------------------- Ray
 
 
-def test_local_sweep_with_asha_writes_runs_results_and_figure(tmp_path, capsys):
+@pytest.mark.slow
+def test_local_sweep_with_asha_writes_runs_results_and_figure(tmp_path, capsys, tiny):
     """Embedded Ray, two trials one after the other: lr 0.01 learns, lr 1e-5 does not and ASHA stops it at
     the first rung (80 sequences = 10 steps); every trial is a run directory that `ntm eval` reads."""
     sweep_dir = tmp_path / "sweep"
     argv = ["sweep", "copy", "--search", "lr=grid:0.01,0.00001", "--sweep-dir", str(sweep_dir), "--max-steps", "60",
             "--eval-every", "10", "--scheduler", "asha", "--grace-sequences", "80", "--max-concurrent", "1",
-            "--num-cpus", "2", *TINY]
+            "--num-cpus", "2", *tiny]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     rows = read_csv(sweep_dir / sweep.RESULTS_FILE)
@@ -176,13 +183,14 @@ def test_local_sweep_with_asha_writes_runs_results_and_figure(tmp_path, capsys):
     assert cli.main(["eval", str(sweep_dir / good["run_dir"]), "--lengths", "3", "--sequences", "100"]) == 0
 
 
-def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, tmp_path, capsys):
+@pytest.mark.slow
+def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, tmp_path, capsys, tiny):
     """Joined with --address: trial 0 (20 steps) ends, Ctrl-C lands while trial 1 (800 steps) trains;
     --resume keeps trial 0 as it was and continues trial 1 from its checkpoint; resuming the finished
     sweep trains nothing."""
     sweep_dir = tmp_path / "sweep"
     argv = ["sweep", "copy", "--search", "max-steps=grid:20,800", "--sweep-dir", str(sweep_dir), "--eval-every", "50",
-            "--checkpoint-every", "50", "--no-until-solved", "--max-concurrent", "1", "--address", ray_head, *TINY]
+            "--checkpoint-every", "50", "--no-until-solved", "--max-concurrent", "1", "--address", ray_head, *tiny]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen([sys.executable, "-m", "ntm.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
@@ -220,3 +228,23 @@ def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, t
     assert cli.main(["sweep", "--resume", "--sweep-dir", str(sweep_dir), "--address", ray_head]) == 0
     assert digest(long / "metrics.jsonl") == long_log and digest(short / "metrics.jsonl") == short_log
     assert "2 of 2 trials ended" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_sweep_of_a_task_of_ones_own_trains_its_trials_on_ray(tmp_path, capsys, monkeypatch):
+    """Embedded Ray: two trials of docs/examples/parity.py (max length 3 and 4), each an ordinary run directory
+    of that task; the Ray workers import the task from the directory the command found it in."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    sweep_dir = tmp_path / "sweep"
+    argv = ["sweep", "docs.examples.parity:Parity", "--search", "max-length=grid:3,4", "--sweep-dir", str(sweep_dir),
+            "--max-steps", "30", "--eval-every", "10", "--max-concurrent", "1", "--num-cpus", "2",
+            "--memory-slots", "8", "--memory-width", "4", "--controller-units", "16", "--judge-sequences", "100",
+            "--eval-lengths", "4", "--eval-sequences", "100"]
+    assert cli.main(argv) == 0
+    assert "2 of 2 trials ended" in capsys.readouterr().out
+    rows = read_csv(sweep_dir / sweep.RESULTS_FILE)
+    assert sorted(row["max-length"] for row in rows) == ["3", "4"]
+    for row in rows:
+        run = load_run(sweep_dir / row["run_dir"])
+        assert run.settings.task == "docs.examples.parity:Parity" and type(run.task).__name__ == "Parity"
+        assert run.task.difficulty["max_length"] == int(row["max-length"]) and row["status"] != "error"

@@ -45,6 +45,7 @@ def training_rows(run_dir):
     return [row for row in rundir.read_metrics(run_dir) if "event" not in row]
 
 
+@pytest.mark.slow
 def test_ntm_learns_copy_of_lengths_one_to_five_and_its_certificate_is_the_final_table(tmp_path):
     settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=3000, eval_every=50,
                                       checkpoint_every=100000)
@@ -79,6 +80,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     assert held(tmp_path / "straight") == held(tmp_path / "split")
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_the_same_seeds_trained_alone_and_resume_as_a_group(tmp_path):
     group = train(tiny_settings(seed=3, steps=15), run_dir=tmp_path / "group", seeds=2, console=QUIET, progress=False)
     assert [r.seed for r in group.seeds] == [3, 4]
@@ -174,6 +176,7 @@ def test_a_seed_that_stays_non_finite_stops_as_diverged(tmp_path, monkeypatch):
     assert events == ["nan_restore", "nan_restore", "diverged"]
 
 
+@pytest.mark.slow
 def test_levels_curriculum_moves_on_when_the_held_out_check_passes(tmp_path):
     settings = tiny_settings(task_options={"max_length": 4}, curriculum="levels", until_solved=True, steps=1500,
                              eval_every=25, checkpoint_every=100000, batch_size=16)

@@ -16,6 +16,7 @@ import argparse
 import collections
 import dataclasses
 import errno
+import os
 import re
 import sys
 import types
@@ -125,15 +126,19 @@ def task_defaults(task_names: list[str], model: str) -> dict[str, Any]:
     return {task: TrainSettings.for_task(task, model) for task in task_names}
 
 
-def add_train_flags(parser, task: str | None = None, model: str | None = None) -> None:
+def add_train_flags(parser, task: str | None = None, model: str | None = None, own_tasks: list[str] = ()) -> None:
     """The flags of `ntm train` (also used by `ntm sweep`), recorded on the parser's defaults.
 
     The help shows each flag's default: with `task` (and `model`) those of that task and model, and
-    only that model's and task's flags; without, every task's for `model` (default ntm)."""
+    only that model's and task's flags; without, every task's for `model` (default ntm). `own_tasks` are
+    task classes of one's own named on the command line, whose difficulty options become flags too."""
     from ntm import models, tasks
     from ntm.training import TrainSettings
 
-    parser.add_argument("task", nargs="?", choices=tasks.names(), help="the task to learn")
+    own_tasks = [*own_tasks, *([task] if task and task not in tasks.names() and task not in own_tasks else [])]
+    parser.add_argument("task", nargs="?", metavar="TASK",
+                        help=f"the task to learn: {', '.join(tasks.names())}, or a Task class of your own as "
+                             f"module:Class (e.g. my_pkg.tasks:Parity)")
     parser.add_argument("--model", choices=models.names(), default=None,
                         help=f"the model to train (default ntm; {', '.join(f'{name}: {models.get(name).description}' for name in models.names())})")
     shown_model = model or "ntm"
@@ -171,7 +176,7 @@ def add_train_flags(parser, task: str | None = None, model: str | None = None) -
     task_group = parser.add_argument_group(f"task difficulty (training values of {task})" if task else
                                            "task difficulty (the tasks each flag applies to, with their values)")
     task_owners: dict[str, list[str]] = {}
-    for task_name in tasks.names():
+    for task_name in [*tasks.names(), *own_tasks]:
         for key in tasks.get(task_name).difficulty:
             task_owners.setdefault(key, []).append(task_name)
     for key, names in task_owners.items():
@@ -188,11 +193,12 @@ def add_train_flags(parser, task: str | None = None, model: str | None = None) -
     parser.set_defaults(train_fields=train_fields, model_fields=owners, task_fields=task_owners)
 
 
-def add_train_command_flags(train, task: str | None = None, model: str | None = None) -> None:
+def add_train_command_flags(train, task: str | None = None, model: str | None = None,
+                            own_tasks: list[str] = ()) -> None:
     """Every flag of `ntm train`: the training, model and task flags, and the run's own."""
     train.add_argument("-h", "--help", action=TrainHelp, help="show this help; after a TASK (and --model M): "
                                                                "with that task's and model's own defaults")
-    add_train_flags(train, task, model)
+    add_train_flags(train, task, model, own_tasks)
     run = train.add_argument_group("the run")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or --seeds group) in RUN_DIR")
     run.add_argument("--run-dir", help="where the run is written (default runs/TASK-TIMESTAMP)")
@@ -235,7 +241,11 @@ def version() -> str:
     return f"ntm {ntm.__version__}" + (f" (installed as {installed})" if installed not in (None, ntm.__version__) else "")
 
 
-def build_parser():
+def build_parser(argv: list[str] = ()):
+    """The `ntm` parser; a task class of one's own named in `argv` gets flags for its difficulty options."""
+    from ntm import tasks
+
+    own_tasks = tasks.named_in(list(argv))
     parser = OneLineParser(prog="ntm", description="Neural Turing Machines that train.")
     parser.add_argument("--version", action="version", version=version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -243,7 +253,7 @@ def build_parser():
     train = commands.add_parser("train", help="train a model on a task (or resume a run)", add_help=False,
                                 description="Train a model on a task: ntm train TASK [flags]. Each task trains "
                                             "on its own defaults; ntm train TASK --help shows them.")
-    add_train_command_flags(train)
+    add_train_command_flags(train, own_tasks=own_tasks)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained run at several lengths; merged into eval.json",
                                    description="Evaluate the newest checkpoint of a run on held-out sequences. The "
@@ -265,7 +275,7 @@ def build_parser():
     add_picture_commands(commands)
     pretrained_cli.add_commands(commands)
     reproduce.add_commands(commands)
-    sweep.add_commands(commands)
+    sweep.add_commands(commands, own_tasks)
     return parser
 
 
@@ -300,8 +310,11 @@ def settings_from_args(args):
     the library refuses is reported with the flags the user typed."""
     from ntm.training import TrainSettings
 
+    from ntm import tasks
+
     if args.task is None:
         raise UsageError("ntm train: give a TASK (or --resume RUN_DIR)")
+    tasks.task_class(args.task)  # an unknown task, or a class of one's own that breaks the contract
     values = given_values(args)
     budget = [flag(name) for name in ("steps", "sequences") if name in values]
     if "max_steps" in values and budget:
@@ -336,8 +349,10 @@ def in_flag_terms(message: str, fields: set[str]) -> str:
 
 def settings_from_argv(argv: list[str]):
     """TrainSettings from `ntm train` arguments (without the word `train`), e.g. for `ntm sweep`."""
+    from ntm import tasks
+
     parser = OneLineParser(prog="ntm train")
-    add_train_flags(parser)
+    add_train_flags(parser, own_tasks=tasks.named_in(argv))
     return settings_from_args(parser.parse_args(argv))
 
 
@@ -464,8 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     tune_xla()
     console = Console(stderr=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # task classes of one's own import from here, as under `python -m`
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return args.handler(args, console)
     except (UsageError, ValueError, OSError) as error:
         text = os_error_text(error) if isinstance(error, OSError) else str(error)

@@ -354,9 +354,24 @@ def held_out_checks(run_dir: Path) -> list:
     return of_kind(RunDirectory(run_dir).records(), HeldOut)
 
 
+def task_import_root(task: str) -> str | None:
+    """The directory to put on a worker's sys.path so that a task class of one's own ("module:Class",
+    already imported here) imports there too; None for the paper's tasks and modules without a file."""
+    if ":" not in task:
+        return None
+    module = sys.modules.get(task.partition(":")[0])
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    depth = module.__name__.count(".") + (1 if Path(file).name == "__init__.py" else 0)
+    return str(Path(file).resolve().parents[depth])
+
+
 def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """A Ray Tune function trainable: one trial of the sweep described by `spec` (sweep.json)."""
     limit_threads(spec["cpus_per_trial"])
+    if spec.get("task_path") and spec["task_path"] not in sys.path:
+        sys.path.append(spec["task_path"])  # where the task class of one's own imports from
     from ray import tune
 
     from ntm.runtime import tune_malloc, tune_xla
@@ -571,8 +586,8 @@ def trial_curves(rows: list[dict[str, Any]], sweep_dir: Path) -> dict[str, list[
 # ----------------------------------------------------------------------------- the command
 
 
-def add_commands(commands) -> None:
-    """Register `ntm sweep` on the `ntm` subparsers object."""
+def add_commands(commands, own_tasks: list[str] = ()) -> None:
+    """Register `ntm sweep` on the `ntm` subparsers object (`own_tasks`: as `cli.add_train_flags` takes)."""
     from ntm import cli
 
     sweep = commands.add_parser(
@@ -608,7 +623,7 @@ def add_commands(commands) -> None:
     sweep.add_argument("--eval-lengths", help="test lengths (or item counts) of each trial's final table")
     sweep.add_argument("--eval-sequences", type=int, default=None, metavar="N",
                        help="fresh sequences per row of each trial's final table (default 1000)")
-    cli.add_train_flags(sweep)
+    cli.add_train_flags(sweep, own_tasks=own_tasks)
     sweep.set_defaults(handler=run_sweep, sweep_train_flags=train_flags(sweep))
 
 
@@ -621,6 +636,12 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
     flags = args.sweep_train_flags
     if args.task is None:
         raise usage_error("give a TASK (or --resume with the --sweep-dir of a sweep)")
+    from ntm import tasks
+
+    try:
+        tasks.task_class(args.task)
+    except ValueError as error:
+        raise usage_error(str(error)) from None
     if not args.search:
         raise usage_error("give at least one --search FLAG=DISTRIBUTION (e.g. --search lr=loguniform:1e-4:1e-2)")
     for name in ("samples", "max_concurrent", "grace_sequences", "eval_sequences", "num_cpus"):
@@ -646,7 +667,8 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
     largest = check_space(args.task, fixed, searches, flags)
     samples = args.samples or 1
     return {
-        "task": args.task, "train_argv": fixed, "search": list(args.search), "samples": samples,
+        "task": args.task, "task_path": task_import_root(args.task), "train_argv": fixed,
+        "search": list(args.search), "samples": samples,
         "trials": expected_trials(samples, searches),
         "scheduler": args.scheduler or "fifo",
         "grace_sequences": args.grace_sequences or max(1, largest // ASHA_REDUCTION ** 3),

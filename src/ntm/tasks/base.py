@@ -37,10 +37,32 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 class Task(abc.ABC):
-    """An algorithmic task of Graves et al. 2014: sizes, seeded sampling, curriculum and solve test.
+    """A sequence task: sizes, seeded sampling, curriculum, evaluation values and the solve test.
 
-    Subclasses set the class attributes below, call `super().__init__(difficulty)` after setting
-    `input_size` and `output_size`, and implement `_max_steps(d)` and `_fill(rng, batch, d)`.
+    The contract of a task class (the five of the paper keep it; `ntm.tasks.get("pkg.mod:Class")`
+    checks a user's class against it and names the first clause it breaks):
+
+    Class attributes to set:
+      name                 a short name for titles and run directories, e.g. "parity" (letters,
+                           digits, "_", "-", ".")
+      PAPER_DIFFICULTY     the default training difficulty, {option: int}; its keys are the task's
+                           difficulty options (`tasks.get(name, max_length=8)`, `--max-length 8`)
+      RANGES               ((min key, max key, smallest value), ...): the ranges among those options;
+                           each sequence draws its value from [min, max], the curriculum grows each max
+      generalisation_key   K such that min_K and max_K form a range (or override `_fixed`): what
+                           evaluation varies, e.g. "length"
+      DEFAULT_EVAL_VALUES  the values of K the final table tests by default, e.g. (10, 20, 40)
+      solve_threshold      solved when the mean of `solve_metric` ("bit_errors" unless set) per sequence
+                           is below it (a property); `ExactOutputTask` sets it for deterministic answers
+    `__init__` takes keyword options only, each with a default (`tasks.get` passes them), sets
+    `input_size` and `output_size` (ints >= 1) and then calls `super().__init__(difficulty)` with the
+    difficulty options. Methods to implement:
+      _max_steps(d) -> int    T: the longest sequence difficulty `d` can produce
+      _fill(rng, batch, d)    draw `len(batch.lengths)` sequences at difficulty `d` with `rng` and write
+                              them into the zeroed arrays of `batch` in place: inputs, targets (bits, 0
+                              or 1) and mask (1 where scored) up to each sequence's length, and lengths
+    Optional: TRAINING_DEFAULTS (settings per model), `sequence_stats` with its own `solve_metric`,
+    `reference_costs`, `_check_extra` (more checks of a difficulty), `axis_label`, `solve_reason`.
     """
 
     name: ClassVar[str]

@@ -191,7 +191,7 @@ class SeedGroup:
         """`seeds` seeds (settings.seed, +1, ...) for a new run in `path` (default runs/TASK-TIMESTAMP)."""
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
-        path = Path(path) if path is not None else default_run_dir(settings.task)
+        path = Path(path) if path is not None else default_run_dir(tasks.task_class(settings.task).name)
         if cls.holds_run(path):
             raise RunDirectoryError(f"{path} already holds a run; resume it or choose another run directory")
         seed_settings = [dataclasses.replace(settings, seed=settings.seed + k) for k in range(seeds)]

@@ -34,6 +34,7 @@ def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, fla
 class TrainSettings(DictConfig):
     """Every training choice. Model fields go in `model_options`, task difficulty in `task_options`."""
 
+    # a task name: one of ntm.tasks.names(), or "module:Class" of a Task subclass (which may be given itself)
     task: str = setting("copy", "the task to learn", flag=False)
     model: str = setting("ntm", "the model to train", flag=False)
     model_options: dict = setting({}, "model config fields", flag=False)
@@ -78,8 +79,9 @@ class TrainSettings(DictConfig):
     remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
 
     def __post_init__(self) -> None:
-        if self.task not in tasks.names():
-            raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(tasks.names())}")
+        # a task class of one's own is kept by the name that finds it again ("module:Class")
+        self._store("task", tasks.name_of(self.task) if isinstance(self.task, type) else self.task)
+        tasks.task_class(self.task)  # ValueError for an unknown name or a class that breaks the contract
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.curriculum not in CURRICULA:
@@ -135,11 +137,11 @@ class TrainSettings(DictConfig):
         spec.config_class(input_size=task.input_size, output_size=task.output_size, **self.model_options)
 
     @classmethod
-    def for_task(cls, task: str, model: str = "ntm", **overrides: Any) -> "TrainSettings":
-        """The task's defaults for this model, with `overrides` on top (model and task options merged)."""
-        if task not in tasks.names():
-            raise ValueError(f"unknown task {task!r}; choose from {', '.join(tasks.names())}")
-        values = tasks.get(task).training_defaults(model)
+    def for_task(cls, task: str | type, model: str = "ntm", **overrides: Any) -> "TrainSettings":
+        """The task's defaults for this model, with `overrides` on top (model and task options merged).
+
+        `task` is a task name (`ntm.tasks.get`'s: one of the paper's, or "module:Class") or a Task class."""
+        values = tasks.task_class(task)().training_defaults(model)
         for name in ("model_options", "task_options"):
             values[name] = {**values.get(name, {}), **(overrides.pop(name, None) or {})}
         return cls.from_dict({**values, **overrides, "task": task, "model": model})
