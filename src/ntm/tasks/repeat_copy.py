@@ -10,6 +10,10 @@ error. R is normalised to mean 0 and variance 1 over the configured (training) r
 normalisation stays fixed for curriculum levels and generalisation tests, so a count means the same
 input value whatever range a batch is drawn from.
 
+With `one_pair_per_batch=1` every sequence of a batch has the same length and repeat count (drawn once
+per batch), as in Collier & Beel's and the public PyTorch NTM's training; 0 (the default) draws them per
+sequence.
+
 The end marker is judged on its own as well (`end_marker_errors`): the paper's NTM replayed longer
 sequences and more repeats correctly but emitted the marker after the 11th repeat, a failure that
 is a single bit per sequence among hundreds and would vanish in the bit-error count.
@@ -31,7 +35,8 @@ class RepeatCopyTask(ExactOutputTask):
 
     name = "repeat_copy"
     RANGES = (("min_length", "max_length", 1), ("min_repeats", "max_repeats", 1))
-    PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10}
+    PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10,
+                        "one_pair_per_batch": 0}
     generalisation_key = "length"
     DEFAULT_EVAL_VALUES = (5, 10, 15, 20, 30)
 
@@ -70,13 +75,18 @@ class RepeatCopyTask(ExactOutputTask):
         """The repeat-count channel's value for these counts."""
         return (np.asarray(repeats, np.float32) - self.repeat_mean) / self.repeat_std
 
+    def _check_extra(self, difficulty: dict[str, int]) -> None:
+        if difficulty["one_pair_per_batch"] not in (0, 1):
+            raise ValueError(f"one_pair_per_batch must be 0 or 1, got {difficulty['one_pair_per_batch']}")
+
     def _max_steps(self, d: dict[str, int]) -> int:
         return d["max_length"] * (d["max_repeats"] + 1) + 2
 
     def _fill(self, rng: np.random.Generator, batch: Batch, d: dict[str, int]) -> None:
         size, steps = batch.mask.shape
-        lengths = self._draw(rng, size, d, "min_length", "max_length")
-        repeats = self._draw(rng, size, d, "min_repeats", "max_repeats")
+        drawn = 1 if d["one_pair_per_batch"] else size
+        lengths = np.broadcast_to(self._draw(rng, drawn, d, "min_length", "max_length"), (size,))
+        repeats = np.broadcast_to(self._draw(rng, drawn, d, "min_repeats", "max_repeats"), (size,))
         longest = d["max_length"]
         real = np.arange(longest)[None, :] < lengths[:, None]
         sequences = binary_vectors(rng, (size, longest, self.bits)) * real[..., None]

@@ -182,7 +182,7 @@ def train(
     params = stack([nnx.state(model, nnx.Param) for model, _ in built])
     tx = make_optimizer(settings)
     opt_state = jax.vmap(tx.init)(params)
-    train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat), make_apply_fn(tx, settings.fault_rate),
+    train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat, settings.loss_per), make_apply_fn(tx, settings.fault_rate),
                               seeds=K, batch_size=B, devices=devices, steps=pad_to)
     judge = Judge(task, graphdef, rest, chunk=settings.screen_sequences, pad_to=pad_to)
 

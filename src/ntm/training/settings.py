@@ -16,6 +16,7 @@ from ntm.dictconfig import DictConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
 CURRICULA = ("none", "levels", "exp3s")
+LOSS_AVERAGES = ("sequence", "step")
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True, **kwargs):
@@ -41,6 +42,13 @@ class TrainSettings(DictConfig):
     momentum: float = setting(0.9, "rmsprop momentum")
     batch_size: int = setting(8, "sequences per step (per seed)")
     grad_clip: float = setting(10.0, "global gradient-norm clip")
+    loss_per: str = setting("sequence", "the training loss: bits summed over each sequence and averaged over the "
+                                        "batch (sequence), or averaged over the batch's scored steps (step)",
+                            LOSS_AVERAGES)
+    lr_drop_below: float | None = setting(None, "once the running mean (about 200 steps) of training bit errors "
+                                                "per sequence falls under this, multiply the learning rate by "
+                                                "--lr-drop, once (kept in the optimizer state, so resume is exact)")
+    lr_drop: float = setting(0.3, "the factor of --lr-drop-below")
     seed: int = setting(0, "random seed of parameters and data (seeds seed, seed+1, ... with --seeds)")
     steps: int | None = setting(None, "train exactly this many steps (a budget; the run still stops when solved "
                                       "if --until-solved)")
@@ -72,6 +80,13 @@ class TrainSettings(DictConfig):
             raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(tasks.names())}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.loss_per not in LOSS_AVERAGES:
+            raise ValueError(f"loss_per must be one of {', '.join(LOSS_AVERAGES)}; got {self.loss_per!r}")
+        if isinstance(self.lr_drop, bool) or not (isinstance(self.lr_drop, (int, float)) and 0 < self.lr_drop <= 1):
+            raise ValueError(f"lr_drop must be in (0, 1], got {self.lr_drop!r}")
+        if self.lr_drop_below is not None and (isinstance(self.lr_drop_below, bool) or not (
+                isinstance(self.lr_drop_below, (int, float)) and 0 < self.lr_drop_below < math.inf)):
+            raise ValueError(f"lr_drop_below must be a positive number, got {self.lr_drop_below!r}")
         if self.curriculum not in CURRICULA:
             raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}; got {self.curriculum!r}")
         for name in ("lr", "grad_clip"):
