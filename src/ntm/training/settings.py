@@ -15,7 +15,7 @@ from ntm import tasks
 from ntm.dictconfig import DictConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
-CURRICULA = ("none", "levels", "exp3s")
+CURRICULA = ("none", "levels", "ramp", "exp3s")
 LOSS_AVERAGES = ("sequence", "step")
 
 
