@@ -189,6 +189,21 @@ def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
     np.testing.assert_allclose(again.policy(), policy)
 
 
+def test_trim_padding_trains_exactly_as_the_padded_batches_with_fewer_steps(tmp_path):
+    from ntm.training.step import trimmed
+    task = tasks.get("repeat_copy", max_length=3, max_repeats=3, one_pair_per_batch=1)
+    batch = task.sample(np.random.default_rng(1), 4)
+    cut = trimmed(batch, 4)
+    assert cut.mask.shape[1] == -(-int(batch.lengths.max()) // 4) * 4 < batch.mask.shape[1]
+    assert cut.mask.sum() == batch.mask.sum() and cut.lengths is batch.lengths
+    settings = tiny_settings(task="repeat_copy", batch_size=2, steps=12,
+                             task_options={"max_length": 5, "max_repeats": 5, "one_pair_per_batch": 1})
+    padded = train(settings, run_dir=tmp_path / "padded", console=QUIET, progress=False)
+    trim = train(settings.replace(trim_padding=True), run_dir=tmp_path / "trim", console=QUIET, progress=False)
+    assert padded.compiles == 1 and trim.compiles == 2  # T = 32; trimmed batches run 16 or 32 steps
+    assert_same_params(tmp_path / "padded", tmp_path / "trim", rtol=1e-5, atol=1e-6)
+
+
 def test_ramp_moves_on_under_one_bit_looks_back_and_round_trips_its_state():
     task = tasks.get("repeat_copy")
     plan = curricula.build("ramp", task)

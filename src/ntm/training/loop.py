@@ -44,7 +44,7 @@ from ntm.training.logs import MetricsLog, make_progress, window_means
 from ntm.training.settings import BUDGET_FIELDS, TrainSettings
 from ntm.training.state import Progress, TrainState, stack, unstack
 from ntm.training.parallel import compile_step
-from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, set_learning_rate
+from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, set_learning_rate, trimmed
 
 # The fraction of the learning rate kept each time repeated non-finite steps force a restore.
 NAN_LR_FACTOR = 0.5
@@ -249,6 +249,8 @@ def train(
                 batches = [task.sample(rngs[k], B, pad_to=pad_to, **levels[chosen[k]]) if active[k]
                            else empty_batch(B, pad_to, task) for k in range(K)]
                 batch = type(batches[0])(*(np.stack(field) for field in zip(*batches)))
+                if settings.trim_padding:
+                    batch = trimmed(batch)
                 keys = step_keys(model_keys, np.asarray([p.step for p in state.progress]))
 
                 # 2. the compiled step of every seed

@@ -73,6 +73,9 @@ class TrainSettings(DictConfig):
     max_restores: int = setting(5, "restores after which a seed that keeps producing non-finite values stops")
     fault_rate: float = setting(0.0, "testing: the fraction of steps whose loss and gradients are made "
                                      "non-finite on purpose")
+    trim_padding: bool = setting(False, "run each batch only to its longest sequence, rounded up to a multiple of "
+                                        "16 steps, instead of the longest the task can produce (exact: padding is "
+                                        "inert; one compile per rounded length)")
     remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
 
     def __post_init__(self) -> None:
@@ -102,8 +105,8 @@ class TrainSettings(DictConfig):
                                  "screen_sequences",
                                  "log_every", "checkpoint_every", "keep", "nan_patience")
         self.check_positive_ints("seed", "max_restores", minimum=0)
-        if not isinstance(self.until_solved, bool) or not isinstance(self.remat, bool):
-            raise ValueError("until_solved and remat must be True or False")
+        if not all(isinstance(getattr(self, name), bool) for name in ("until_solved", "remat", "trim_padding")):
+            raise ValueError("until_solved, remat and trim_padding must be True or False")
         if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
                                          or not 0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
