@@ -2,7 +2,7 @@
 docs/experiments/repeat-copy.md as it finishes (issue 19), so an interrupted session loses nothing.
 
     python benchmarks/repeat_copy_queue.py NAME "FLAGS" [NAME "FLAGS" ...]
-    python benchmarks/repeat_copy_queue.py --summarise runs/rc/NAME     # only append the table row
+    python benchmarks/repeat_copy_queue.py --summarise runs/rc/NAME "FLAGS"   # only append the table row
 
 Each configuration is one `ntm train repeat_copy FLAGS --run-dir runs/rc/NAME` (give --seeds K in FLAGS
 for K seeds in one process), run under `flock /tmp/ntm-cpu0.lock taskset -c 0`. Per seed the row gives
@@ -88,9 +88,8 @@ def append(line: str) -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--summarise"]:
-        run_dir = Path(argv[1])
-        config = json.loads(next(iter(sorted(run_dir.glob("**/config.json")))).read_text())
-        print(summarise(run_dir.name, "(see config.json)", run_dir, None))
+        run_dir, flags = Path(argv[1]), argv[2] if len(argv) > 2 else "(see config.json)"
+        append(summarise(run_dir.name, flags, run_dir, None))
         return 0
     pairs = list(zip(argv[0::2], argv[1::2]))
     for name, flags in pairs:

@@ -7,7 +7,7 @@ so the compiled step never recompiles. The held-out check judges at the hardest 
 
   none     one level, the configured difficulty.
   levels   the levels in order: train on one until the held-out check passes at its hardest case.
-  ramp     the levels in order, moving on as soon as the running mean of training bit errors per
+  ramp     the task's ramp levels (`task.ramp_levels()`; repeat copy: more repeats) in order, moving on as soon as the running mean of training bit errors per
            sequence at the current level falls under RAMP_THRESHOLD (1 bit: loose, so no level is
            polished to 0.01), with RAMP_BELOW of the batches drawn uniformly from the levels below
            (Collier & Beel's "look back" curriculum); the held-out check always judges the hardest level.
@@ -146,7 +146,7 @@ class RampCurriculum(Curriculum):
         self.errors, self.steps = 0.0, 0  # running mean (not bias-corrected) and steps at the current level
 
     def make_levels(self, task) -> list[dict[str, int]]:
-        return task.curriculum_levels()
+        return task.ramp_levels()
 
     @property
     def judged_level(self) -> int:
