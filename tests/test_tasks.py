@@ -680,3 +680,11 @@ def test_bayes_optimal_cost_on_long_sequences_approaches_the_table_entropy():
     # The regret, ~32 log2(n) / 2n bits per bit, vanishes; slowly mixing tables add some noise.
     assert np.abs(excess_long).mean() < 0.01 and np.abs(excess_long).max() < 0.03
     assert excess_short.mean() > 5 * np.abs(excess_long).mean()
+
+
+def test_repeat_copy_ramp_grows_the_repeats_at_full_length():
+    levels = tasks.get("repeat_copy").ramp_levels()
+    assert [level["max_repeats"] for level in levels] == [1, 2, 4, 7, 10]
+    assert all(level["min_length"] == 1 and level["max_length"] == 10 for level in levels)
+    assert tasks.get("repeat_copy", min_repeats=3, max_repeats=5).ramp_levels()[0]["max_repeats"] == 3
+    assert tasks.get("copy").ramp_levels() == tasks.get("copy").curriculum_levels()
