@@ -682,9 +682,9 @@ def test_bayes_optimal_cost_on_long_sequences_approaches_the_table_entropy():
     assert excess_short.mean() > 5 * np.abs(excess_long).mean()
 
 
-def test_repeat_copy_ramp_grows_the_repeats_at_full_length():
+def test_repeat_copy_ramp_copies_twice_the_length_then_grows_the_repeats():
     levels = tasks.get("repeat_copy").ramp_levels()
-    assert [level["max_repeats"] for level in levels] == [1, 2, 4, 7, 10]
-    assert all(level["min_length"] == 1 and level["max_length"] == 10 for level in levels)
-    assert tasks.get("repeat_copy", min_repeats=3, max_repeats=5).ramp_levels()[0]["max_repeats"] == 3
+    assert [(level["max_length"], level["min_repeats"], level["max_repeats"]) for level in levels] == [
+        (20, 1, 1), (10, 1, 2), (10, 1, 4), (10, 1, 7), (10, 1, 10)]
+    assert tasks.get("repeat_copy", min_repeats=3, max_repeats=5).ramp_levels()[1]["max_repeats"] == 3
     assert tasks.get("copy").ramp_levels() == tasks.get("copy").curriculum_levels()

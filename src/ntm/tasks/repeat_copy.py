@@ -111,19 +111,20 @@ class RepeatCopyTask(ExactOutputTask):
         stats["end_marker_errors"] = (wrong * batch.mask).sum(axis=1)
         return stats
 
-    # The ramp curriculum's most repeats, as fractions of the configured most (1-10: 1, 2, 4, 7, 10).
-    RAMP_REPEAT_FRACTIONS = (0.1, 0.2, 0.4, 0.7, 1.0)
+    # The ramp curriculum's most repeats after its first level, as fractions of the configured most
+    # (1-10: 2, 4, 7, 10).
+    RAMP_REPEAT_FRACTIONS = (0.2, 0.4, 0.7, 1.0)
 
     def ramp_levels(self) -> list[dict[str, int]]:
-        """The configured lengths throughout, the most repeats growing from one (a copy with an end
-        marker) to the configured most: short sequences first would let the LSTM controller answer from
-        its own state, which does not carry over to long ones."""
+        """First a copy (one repeat) of up to twice the configured length, which a controller cannot
+        answer from its own state, so it learns to write and read the memory as in the copy task;
+        then the configured lengths with the most repeats growing to the configured most."""
         d = self.difficulty
-        levels: list[dict[str, int]] = []
+        levels = [self.resolve(max_length=2 * d["max_length"], min_repeats=1, max_repeats=1)]
         for fraction in self.RAMP_REPEAT_FRACTIONS:
             most = max(math.ceil(d["max_repeats"] * fraction), d["min_repeats"])
             level = self.resolve(max_repeats=most)
-            if not levels or level != levels[-1]:
+            if level != levels[-1]:
                 levels.append(level)
         return levels
 
