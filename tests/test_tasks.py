@@ -186,7 +186,8 @@ def test_unknown_task_name_is_a_value_error():
     "name, input_size, output_size, difficulty",
     [
         ("copy", 9, 8, {"min_length": 1, "max_length": 20}),
-        ("repeat_copy", 10, 9, {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10}),
+        ("repeat_copy", 10, 9, {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10,
+                                "one_pair_per_batch": 0}),
         ("associative_recall", 8, 6, {"min_items": 2, "max_items": 6}),
         ("ngrams", 1, 1, {"min_length": 200, "max_length": 200}),
         ("priority_sort", 10, 8, {"min_items": 20, "max_items": 20, "num_outputs": 16}),
@@ -433,6 +434,17 @@ def test_eval_difficulty_fixes_the_generalisation_quantity(name, key, values):
         assert set(found[key]) == {value}
 
 
+def test_repeat_copy_one_pair_per_batch_draws_one_length_and_count_per_batch():
+    mixed, paired = tasks.get("repeat_copy"), tasks.get("repeat_copy", one_pair_per_batch=1)
+    for seed in range(5):
+        found = sample_and_parse(paired, 16, seed)
+        assert len(set(found["length"])) == 1 and len(set(found["repeats"])) == 1
+    found = sample_and_parse(mixed, 16, 0)
+    assert len(set(found["length"])) > 1 and len(set(found["repeats"])) > 1
+    with pytest.raises(ValueError, match="one_pair_per_batch"):
+        tasks.get("repeat_copy", one_pair_per_batch=2)
+
+
 def test_repeat_copy_generalisation_fixes_repeats_at_the_training_maximum():
     task = tasks.get("repeat_copy")
     found = sample_and_parse(task, 3, **task.eval_difficulty(20))
@@ -442,7 +454,8 @@ def test_repeat_copy_generalisation_fixes_repeats_at_the_training_maximum():
 def test_eval_difficulty_of_a_curriculum_level_keeps_that_levels_other_quantities():
     task = tasks.get("repeat_copy")
     easiest = task.curriculum_levels()[0]
-    assert task.eval_difficulty(3, **easiest) == {"min_length": 3, "max_length": 3, "min_repeats": 3, "max_repeats": 3}
+    assert task.eval_difficulty(3, **easiest) == {"min_length": 3, "max_length": 3, "min_repeats": 3, "max_repeats": 3,
+                                                  "one_pair_per_batch": 0}
     sorting = tasks.get("priority_sort")
     assert sorting.eval_difficulty(12, min_items=4, max_items=4, num_outputs=1)["num_outputs"] == 3
 
@@ -667,3 +680,11 @@ def test_bayes_optimal_cost_on_long_sequences_approaches_the_table_entropy():
     # The regret, ~32 log2(n) / 2n bits per bit, vanishes; slowly mixing tables add some noise.
     assert np.abs(excess_long).mean() < 0.01 and np.abs(excess_long).max() < 0.03
     assert excess_short.mean() > 5 * np.abs(excess_long).mean()
+
+
+def test_repeat_copy_ramp_copies_twice_the_length_then_grows_the_repeats():
+    levels = tasks.get("repeat_copy").ramp_levels()
+    assert [(level["max_length"], level["min_repeats"], level["max_repeats"]) for level in levels] == [
+        (20, 1, 1), (10, 1, 2), (10, 1, 4), (10, 1, 7), (10, 1, 10)]
+    assert tasks.get("repeat_copy", min_repeats=3, max_repeats=5).ramp_levels()[1]["max_repeats"] == 3
+    assert tasks.get("copy").ramp_levels() == tasks.get("copy").curriculum_levels()

@@ -208,6 +208,69 @@ def test_exp3s_samples_every_level_favours_progress_and_round_trips_its_state():
     np.testing.assert_allclose(again.policy(), policy)
 
 
+def test_trim_padding_trains_exactly_as_the_padded_batches_with_fewer_steps(tmp_path):
+    from ntm.training.step import trimmed
+    task = tasks.get("repeat_copy", max_length=3, max_repeats=3, one_pair_per_batch=1)
+    batch = task.sample(np.random.default_rng(1), 4)
+    cut = trimmed(batch, 4)
+    assert cut.mask.shape[1] == -(-int(batch.lengths.max()) // 4) * 4 < batch.mask.shape[1]
+    assert cut.mask.sum() == batch.mask.sum() and cut.lengths is batch.lengths
+    settings = tiny_settings(task="repeat_copy", batch_size=2, steps=12,
+                             task_options={"max_length": 5, "max_repeats": 5, "one_pair_per_batch": 1})
+    padded = train(settings, run_dir=tmp_path / "padded", console=QUIET, progress=False)
+    trim = train(settings.replace(trim_padding=True), run_dir=tmp_path / "trim", console=QUIET, progress=False)
+    assert padded.compiles == 1 and trim.compiles == 2  # T = 32; trimmed batches run 16 or 32 steps
+    assert_same_params(tmp_path / "padded", tmp_path / "trim", rtol=1e-5, atol=1e-6)
+
+
+def test_ramp_moves_on_under_one_bit_looks_back_and_round_trips_its_state():
+    task = tasks.get("repeat_copy")
+    plan = curricula.build("ramp", task)
+    assert plan.judged_level == len(plan.levels) - 1 > 0 and plan.level == 0
+    rng = np.random.default_rng(0)
+    for _ in range(500):  # errors well above the threshold: stays
+        plan.observe(plan.choose(rng), {"bit_errors": 5.0, "finite": True})
+    assert plan.level == 0
+    steps = 0
+    while plan.level == 0:
+        plan.observe(plan.choose(rng), {"bit_errors": 0.0, "finite": True})
+        steps += 1
+    assert steps >= curricula.RAMP_MIN_STEPS and plan.level == 1
+    plan.observe(1, {"bit_errors": 3.0, "finite": True})
+    drawn = [plan.choose(rng) for _ in range(2000)]
+    assert set(drawn) == {0, 1} and abs(drawn.count(0) / 2000 - curricula.RAMP_BELOW) < 0.03
+    again = curricula.build("ramp", task)
+    again.load_state_dict(json.loads(json.dumps(plan.state_dict())))
+    assert again.state_dict() == plan.state_dict()
+
+
+def test_lr_drop_scales_updates_once_training_errors_are_low_and_lives_in_the_optimizer_state():
+    tx = make_optimizer(TrainSettings.for_task("copy", lr_drop_below=1.0, lr_drop=0.1))
+    params = {"w": jax.numpy.ones(2)}
+    state = tx.init(params)
+    grads = {"w": jax.numpy.ones(2)}
+    for _ in range(50):
+        high, state = tx.update(grads, state, params, bit_errors=20.0)
+    for _ in range(600):  # the running mean (~200 steps) falls under 1 bit
+        low, state = tx.update(grads, state, params, bit_errors=0.0)
+    np.testing.assert_allclose(low["w"], 0.1 * high["w"], rtol=1e-3)
+    again, _ = tx.update(grads, state, params, bit_errors=50.0)  # a relapse does not undo the drop
+    np.testing.assert_allclose(again["w"], low["w"], rtol=1e-3)
+    plain = make_optimizer(TrainSettings.for_task("copy"))
+    assert jax.tree.structure(plain.init(params)) != jax.tree.structure(state)
+
+
+def test_loss_per_step_weighs_every_scored_step_alike():
+    from ntm import metrics
+    logits = np.zeros((2, 4, 1), np.float32)  # every bit costs 1 bit
+    targets = np.ones((2, 4, 1), np.float32)
+    mask = np.array([[1, 0, 0, 0], [1, 1, 1, 0]], np.float32)
+    assert float(metrics.loss(logits, targets, mask)) == pytest.approx(2.0)  # (1 + 3) / 2 sequences
+    assert float(metrics.loss(logits, targets, mask, per="step")) == pytest.approx(1.0)  # 4 bits / 4 steps
+    with pytest.raises(ValueError, match="per"):
+        metrics.loss(logits, targets, mask, per="bit")
+
+
 def test_the_stop_rule_screens_on_sequences_of_its_own_then_certifies():
     task = tasks.get("copy", max_length=3)
     model, _ = build_model(tiny_settings(), task)

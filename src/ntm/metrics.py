@@ -51,13 +51,21 @@ def bit_errors_per_sequence(logits: jax.Array, targets: jax.Array, mask: jax.Arr
     return bit_errors(logits, targets, mask).mean()
 
 
-def loss(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
-    """The training loss: cost per sequence in bits, averaged over sequences.
+def loss(logits: jax.Array, targets: jax.Array, mask: jax.Array, per: str = "sequence") -> jax.Array:
+    """The training loss in bits: per="sequence", cost per sequence averaged over sequences (long
+    sequences weigh more); per="step", the batch's cost divided by its scored steps (every scored
+    step weighs the same, whatever sequence it is in).
 
     In bits rather than nats so the logged loss is the reported cost; the 1/ln 2 factor only
     rescales gradients, which Adam and RMSProp normalise away. Smooth in the logits.
     """
-    return cost_per_sequence(logits, targets, mask)
+    if per == "sequence":
+        return cost_per_sequence(logits, targets, mask)
+    if per == "step":
+        steps = jnp.asarray(mask, logits.dtype)
+        steps = steps if steps.ndim == logits.ndim - 1 else steps.max(axis=-1)
+        return bit_cross_entropy(logits, targets, mask).sum() / jnp.maximum(steps.sum(), 1.0)
+    raise ValueError(f"per must be 'sequence' or 'step', got {per!r}")
 
 
 def summarize(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:

@@ -185,6 +185,12 @@ class Task(abc.ABC):
                 levels.append(level)
         return levels
 
+    def ramp_levels(self) -> list[dict[str, int]]:
+        """The levels of the `ramp` curriculum, easy to the configured difficulty; by default those of
+        `curriculum_levels`. Tasks whose short sequences a controller can solve from its own state
+        (without the memory) grow something else first."""
+        return self.curriculum_levels()
+
     def _scaled(self, fraction: float) -> dict[str, int]:
         scaled = dict(self.difficulty)
         for low_key, high_key, smallest in self.RANGES:

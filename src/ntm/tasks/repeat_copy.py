@@ -10,6 +10,10 @@ error. R is normalised to mean 0 and variance 1 over the configured (training) r
 normalisation stays fixed for curriculum levels and generalisation tests, so a count means the same
 input value whatever range a batch is drawn from.
 
+With `one_pair_per_batch=1` every sequence of a batch has the same length and repeat count (drawn once
+per batch), as in Collier & Beel's and the public PyTorch NTM's training; 0 (the default) draws them per
+sequence.
+
 The end marker is judged on its own as well (`end_marker_errors`): the paper's NTM replayed longer
 sequences and more repeats correctly but emitted the marker after the 11th repeat, a failure that
 is a single bit per sequence among hundreds and would vanish in the bit-error count.
@@ -31,7 +35,8 @@ class RepeatCopyTask(ExactOutputTask):
 
     name = "repeat_copy"
     RANGES = (("min_length", "max_length", 1), ("min_repeats", "max_repeats", 1))
-    PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10}
+    PAPER_DIFFICULTY = {"min_length": 1, "max_length": 10, "min_repeats": 1, "max_repeats": 10,
+                        "one_pair_per_batch": 0}
     generalisation_key = "length"
     DEFAULT_EVAL_VALUES = (5, 10, 15, 20, 30)
     DIFFICULTY_HELP = {"min_length": "fewest vectors to repeat in training", "max_length": "most vectors to repeat in training",
@@ -72,13 +77,18 @@ class RepeatCopyTask(ExactOutputTask):
         """The repeat-count channel's value for these counts."""
         return (np.asarray(repeats, np.float32) - self.repeat_mean) / self.repeat_std
 
+    def _check_extra(self, difficulty: dict[str, int]) -> None:
+        if difficulty["one_pair_per_batch"] not in (0, 1):
+            raise ValueError(f"one_pair_per_batch must be 0 or 1, got {difficulty['one_pair_per_batch']}")
+
     def _max_steps(self, d: dict[str, int]) -> int:
         return d["max_length"] * (d["max_repeats"] + 1) + 2
 
     def _fill(self, rng: np.random.Generator, batch: Batch, d: dict[str, int]) -> None:
         size, steps = batch.mask.shape
-        lengths = self._draw(rng, size, d, "min_length", "max_length")
-        repeats = self._draw(rng, size, d, "min_repeats", "max_repeats")
+        drawn = 1 if d["one_pair_per_batch"] else size
+        lengths = np.broadcast_to(self._draw(rng, drawn, d, "min_length", "max_length"), (size,))
+        repeats = np.broadcast_to(self._draw(rng, drawn, d, "min_repeats", "max_repeats"), (size,))
         longest = d["max_length"]
         real = np.arange(longest)[None, :] < lengths[:, None]
         sequences = binary_vectors(rng, (size, longest, self.bits)) * real[..., None]
@@ -102,6 +112,23 @@ class RepeatCopyTask(ExactOutputTask):
         wrong = (logits[..., marker] > 0) != (batch.targets[..., marker] > 0.5)
         stats["end_marker_errors"] = (wrong * batch.mask).sum(axis=1)
         return stats
+
+    # The ramp curriculum's most repeats after its first level, as fractions of the configured most
+    # (1-10: 2, 4, 7, 10).
+    RAMP_REPEAT_FRACTIONS = (0.2, 0.4, 0.7, 1.0)
+
+    def ramp_levels(self) -> list[dict[str, int]]:
+        """First a copy (one repeat) of up to twice the configured length, which a controller cannot
+        answer from its own state, so it learns to write and read the memory as in the copy task;
+        then the configured lengths with the most repeats growing to the configured most."""
+        d = self.difficulty
+        levels = [self.resolve(max_length=2 * d["max_length"], min_repeats=1, max_repeats=1)]
+        for fraction in self.RAMP_REPEAT_FRACTIONS:
+            most = max(math.ceil(d["max_repeats"] * fraction), d["min_repeats"])
+            level = self.resolve(max_repeats=most)
+            if level != levels[-1]:
+                levels.append(level)
+        return levels
 
     def _fixed(self, value: int, base: dict[str, int]) -> dict[str, int]:
         """Length fixed at `value`, repeats fixed at the most that `base` (default: training) draws."""

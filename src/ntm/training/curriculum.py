@@ -7,6 +7,10 @@ so the compiled step never recompiles. The held-out check judges at the hardest 
 
   none     one level, the configured difficulty.
   levels   the levels in order: train on one until the held-out check passes at its hardest case.
+  ramp     the task's ramp levels (`task.ramp_levels()`; repeat copy: more repeats) in order, moving on as soon as the running mean of training bit errors per
+           sequence at the current level falls under RAMP_THRESHOLD (1 bit: loose, so no level is
+           polished to 0.01), with RAMP_BELOW of the batches drawn uniformly from the levels below
+           (Collier & Beel's "look back" curriculum); the held-out check always judges the hardest level.
   exp3s    the Exp3.S bandit of Graves et al. 2017 ("Automated curriculum learning"), one arm per
            level, rewarded by gradient prediction gain (the squared gradient norm of the step, which
            costs nothing extra), rescaled to [-1, 1] by the 20th and 80th percentiles of recent
@@ -29,6 +33,12 @@ EXP3S_EPSILON = 0.05
 EXP3S_ALPHA = 1e-3
 # Rewards kept for the percentile rescaling.
 EXP3S_HISTORY = 1000
+# ramp: move on under this many training bit errors per sequence (running mean at the level), after at
+# least RAMP_MIN_STEPS steps there; the running mean forgets with RAMP_DECAY per step at the level.
+RAMP_THRESHOLD = 1.0
+RAMP_MIN_STEPS = 100
+RAMP_DECAY = 0.99
+RAMP_BELOW = 0.2
 
 
 class Curriculum:
@@ -130,7 +140,48 @@ class Exp3SCurriculum(Curriculum):
         self.rewards = [float(r) for r in state["rewards"]]
 
 
-CURRICULA = {cls.name: cls for cls in (Curriculum, LevelsCurriculum, Exp3SCurriculum)}
+class RampCurriculum(Curriculum):
+    name = "ramp"
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.errors, self.steps = 0.0, 0  # running mean (not bias-corrected) and steps at the current level
+
+    def make_levels(self, task) -> list[dict[str, int]]:
+        return task.ramp_levels()
+
+    @property
+    def judged_level(self) -> int:
+        return len(self.levels) - 1
+
+    def choose(self, rng: np.random.Generator) -> int:
+        if self.level > 0 and rng.random() < RAMP_BELOW:
+            return int(rng.integers(0, self.level))
+        return self.level
+
+    def observe(self, level: int, stats: dict[str, float]) -> None:
+        errors = float(stats["bit_errors"])
+        if level != self.level or not (stats.get("finite", True) and math.isfinite(errors)):
+            return
+        self.steps += 1
+        self.errors = RAMP_DECAY * self.errors + (1 - RAMP_DECAY) * errors
+        mean = self.errors / (1 - RAMP_DECAY ** self.steps)
+        if self.steps >= RAMP_MIN_STEPS and mean < RAMP_THRESHOLD and self.level + 1 < len(self.levels):
+            self.level += 1
+            self.errors, self.steps = 0.0, 0
+
+    def passed(self) -> bool:
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "errors": self.errors, "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.level = int(state["level"])
+        self.errors, self.steps = float(state["errors"]), int(state["steps"])
+
+
+CURRICULA = {cls.name: cls for cls in (Curriculum, LevelsCurriculum, RampCurriculum, Exp3SCurriculum)}
 
 
 def build(name: str, task) -> Curriculum:

@@ -39,7 +39,7 @@ from ntm.training.runs import RunConfig, SeedGroup, build_model, default_run_dir
 from ntm.training.seed import Seed, SeedResult
 from ntm.training.settings import TrainSettings
 from ntm.training.state import Progress, TrainState, stack
-from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer
+from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer, trimmed
 
 __all__ = ["SeedResult", "TrainResult", "build_model", "default_run_dir", "train"]
 
@@ -109,7 +109,7 @@ def train(
     tx = make_optimizer(settings)
     params = stack([nnx.state(model, nnx.Param) for model, _ in built])
     state = TrainState(params, jax.vmap(tx.init)(params))
-    train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat), make_apply_fn(tx), seeds=K, batch_size=B,
+    train_step = compile_step(make_grad_fn(graphdef, rest, settings.remat, settings.loss_per), make_apply_fn(tx), seeds=K, batch_size=B,
                               steps=pad_to)
     judge = Judge(task, graphdef, rest, chunk=settings.screen_sequences, pad_to=pad_to,
                   judge_sequences=settings.judge_sequences, max_failure_rate=settings.max_failure_rate)
@@ -133,6 +133,8 @@ def train(
             while any(seed.active for seed in seeds_):
                 active = [seed.active for seed in seeds_]
                 batch = tasks.Batch(*(np.stack(field) for field in zip(*(seed.next_batch(pad_to) for seed in seeds_))))
+                if settings.trim_padding:
+                    batch = trimmed(batch)
                 keys = step_keys(model_keys, np.asarray([seed.progress.step for seed in seeds_]))
                 params, opt_state, stats = train_step(state.params, state.opt_state, batch, keys, jnp.asarray(active))
                 state = TrainState(params, opt_state)

@@ -17,7 +17,8 @@ from ntm import tasks
 from ntm.dictconfig import DictConfig
 
 OPTIMIZERS = ("adam", "rmsprop")
-CURRICULA = ("none", "levels", "exp3s")
+CURRICULA = ("none", "levels", "ramp", "exp3s")
+LOSS_AVERAGES = ("sequence", "step")
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True, **kwargs):
@@ -44,6 +45,13 @@ class TrainSettings(DictConfig):
     momentum: float = setting(0.9, "rmsprop momentum")
     batch_size: int = setting(8, "sequences per step (per seed)")
     grad_clip: float = setting(10.0, "global gradient-norm clip")
+    loss_per: str = setting("sequence", "the training loss: bits summed over each sequence and averaged over the "
+                                        "batch (sequence), or averaged over the batch's scored steps (step)",
+                            LOSS_AVERAGES)
+    lr_drop_below: float | None = setting(None, "once the running mean (about 200 steps) of training bit errors "
+                                                "per sequence falls under this, multiply the learning rate by "
+                                                "--lr-drop, once (kept in the optimizer state, so resume is exact)")
+    lr_drop: float = setting(0.3, "the factor of --lr-drop-below")
     seed: int = setting(0, "random seed of parameters and data (seeds seed, seed+1, ... with --seeds)")
     steps: int | None = setting(None, "train exactly this many steps (a budget; the run still stops when solved "
                                       "if --until-solved)")
@@ -76,6 +84,9 @@ class TrainSettings(DictConfig):
     nan_patience: int = setting(5, "non-finite steps in a row after which a seed restores its last checkpoint "
                                    "and halves its learning rate")
     max_restores: int = setting(5, "restores after which a seed that keeps producing non-finite values stops")
+    trim_padding: bool = setting(False, "run each batch only to its longest sequence, rounded up to a multiple of "
+                                        "16 steps, instead of the longest the task can produce (exact: padding is "
+                                        "inert; one compile per rounded length)")
     remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
 
     def __post_init__(self) -> None:
@@ -84,6 +95,13 @@ class TrainSettings(DictConfig):
         tasks.task_class(self.task)  # ValueError for an unknown name or a class that breaks the contract
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.loss_per not in LOSS_AVERAGES:
+            raise ValueError(f"loss_per must be one of {', '.join(LOSS_AVERAGES)}; got {self.loss_per!r}")
+        if isinstance(self.lr_drop, bool) or not (isinstance(self.lr_drop, (int, float)) and 0 < self.lr_drop <= 1):
+            raise ValueError(f"lr_drop must be in (0, 1], got {self.lr_drop!r}")
+        if self.lr_drop_below is not None and (isinstance(self.lr_drop_below, bool) or not (
+                isinstance(self.lr_drop_below, (int, float)) and 0 < self.lr_drop_below < math.inf)):
+            raise ValueError(f"lr_drop_below must be a positive number, got {self.lr_drop_below!r}")
         if self.curriculum not in CURRICULA:
             raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}; got {self.curriculum!r}")
         for name in ("lr", "grad_clip"):
@@ -103,8 +121,8 @@ class TrainSettings(DictConfig):
                                  "screen_sequences",
                                  "log_every", "checkpoint_every", "keep", "nan_patience")
         self.check_positive_ints("seed", "max_restores", minimum=0)
-        if not isinstance(self.until_solved, bool) or not isinstance(self.remat, bool):
-            raise ValueError("until_solved and remat must be True or False")
+        if not all(isinstance(getattr(self, name), bool) for name in ("until_solved", "remat", "trim_padding")):
+            raise ValueError("until_solved, remat and trim_padding must be True or False")
         if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
                                          or not 0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
