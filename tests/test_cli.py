@@ -67,7 +67,7 @@ def test_bad_command_lines_exit_2_with_one_line_from_the_ntm_process(args, expec
 def test_every_flag_has_help_text_from_its_field():
     help_text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
     assert "--judge-sequences" in help_text and "fresh held-out sequences of a mean criterion" in help_text
-    assert "{none,levels,exp3s}" in help_text
+    assert "{none,levels,ramp,exp3s}" in help_text
     assert "--input-size" not in help_text and "--model-options" not in help_text
 
 
