@@ -109,11 +109,12 @@ def test_cli_train_and_eval_end_to_end(tmp_path, tiny_flags):
     assert result.returncode == 0, result.stderr
     assert "not solved" in result.stdout and "run directory" in result.stdout
     saved = json.loads((run_dir / "eval.json").read_text())
-    assert [row["length"] for row in saved["rows"]] == [2, 4] and saved["rows"][0]["sequences"] == 100
+    rows = {row["length"]: row for row in saved["rows"]}  # the stop rule's rows (3 and 2) and the asked-for 4
+    assert sorted(rows) == [2, 3, 4] and rows[4]["sequences"] == 100
     result = run_cli("eval", str(run_dir), "--lengths", "6", "--sequences", "200")
     assert result.returncode == 0, result.stderr
     rows = json.loads((run_dir / "eval.json").read_text())["rows"]  # the training's rows are kept
-    assert [(row["length"], row["sequences"]) for row in rows] == [(2, 100), (4, 100), (6, 200)]
+    assert [(row["length"], row["sequences"]) for row in rows] == [(2, 100), (3, 100), (4, 100), (6, 200)]
     result = run_cli("train", "copy", "--run-dir", str(run_dir), "--steps", "1")
     assert result.returncode == 2 and "already holds a run" in result.stderr
 

@@ -240,7 +240,8 @@ def test_the_parity_example_trains_to_solved_and_the_lab_serves_it(tmp_path, cap
     run = tmp_path / "parity"
     assert cli.main(["train", PARITY, *PARITY_FLAGS, "--run-dir", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "solved: held-out check passed at step" in out and "not solved" not in out, out
+    assert out.startswith("solved: fewer than 1 in 1,000 sequences") and "certified at step" in out, out
+    assert "not solved" not in out, out
     config = json.loads((run / "config.json").read_text())
     assert config["task"] == PARITY and config["settings"]["task"] == PARITY
     rows = json.loads((run / "eval.json").read_text())["rows"]
@@ -249,7 +250,8 @@ def test_the_parity_example_trains_to_solved_and_the_lab_serves_it(tmp_path, cap
     assert (run / "report.md").is_file() and "parity" in (run / "report.md").read_text()
 
     assert cli.main(["eval", str(run), "--lengths", "8", "--sequences", "200"]) == 0
-    assert json.loads((run / "eval.json").read_text())["rows"][0]["sequences"] == 200
+    rows = {row["length"]: row for row in json.loads((run / "eval.json").read_text())["rows"]}
+    assert rows[8]["sequences"] >= 200 and rows[5]["sequences"] > 3_000  # 8 merged in beside the certificate
     assert cli.main(["show", str(run), "--length", "10", "--out", str(tmp_path / "show.png")]) == 0
     assert "0 bit errors out of 10 scored bits" in capsys.readouterr().out
     assert (tmp_path / "show.png").stat().st_size > 10_000

@@ -27,8 +27,8 @@ def test_reproduce_writes_the_results_page_and_resumes(tmp_path, capsys, monkeyp
     assert cli.main(argv) == 0
     records = json.loads((out / "results.json").read_text())
     assert sorted(records) == ["copy-lstm", "copy-ntm"]
-    assert [row["length"] for row in records["copy-ntm"]["rows"]] == [2, 5]
-    assert all(record["rows"][0]["sequences"] == 100 for record in records.values())
+    assert [row["length"] for row in records["copy-ntm"]["rows"]] == [2, 3, 5]  # 3: the stop rule's own row
+    assert all(record["rows"][-1]["sequences"] == 100 for record in records.values())
     assert records["copy-ntm"]["seconds"] >= 0.05 * 60  # stopped by the time budget, not before
     text = page.read_text()
     assert "| ntm |" in text and "| lstm |" in text and "200,000 sequences" in text
