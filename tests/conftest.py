@@ -11,14 +11,24 @@ devices in a subprocess, learning until solved) run with everything else under `
 is `pytest -m "not slow"`.
 """
 
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from ntm.runtime import tune_malloc
+# One persistent XLA compilation cache for the session, its xdist workers and the `ntm` processes tests
+# start (they inherit the environment): most of the suite's time is XLA compiling the same small programs
+# again in another process. Set before JAX is imported (ntm imports it); a cache the user named is kept.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ntm-tests-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+
+from ntm.runtime import tune_malloc  # noqa: E402  (after the cache's environment)
 
 tune_malloc()
+
 
 TINY_NTM = {"memory_slots": 16, "memory_width": 8, "controller_units": 32}
 TINY_TRAINING = dict(task="copy", task_options={"max_length": 3}, model_options=TINY_NTM, batch_size=8, steps=10,

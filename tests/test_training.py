@@ -47,7 +47,7 @@ def training_rows(run_dir):
 
 @pytest.mark.slow
 def test_ntm_learns_copy_of_lengths_one_to_five_and_its_certificate_is_the_final_table(tmp_path):
-    settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=3000, eval_every=50,
+    settings = TrainSettings.for_task("copy", task_options={"max_length": 5}, max_steps=8000, eval_every=50,
                                       checkpoint_every=100000)
     result = train(settings, run_dir=tmp_path / "run", console=QUIET, progress=False)
     assert result.solved, f"not solved after {result.step} steps: {result.last}"
