@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 
-from ntm import fused
+from ntm.turing import fused
 
 ARGS = ("memory", "previous", "keys", "strengths", "gates", "shift_weights", "gammas", "erase", "add")
 
@@ -280,7 +280,7 @@ def test_the_cell_alone_takes_the_fused_step_on_a_slots_first_carry():
 
 def test_fused_step_bounds_the_gradient_into_the_previous_weighting_like_the_plain_path():
     """A head lingering near uniform (gamma 3, gate 0.1) for 100 steps: finite gradients on both paths."""
-    import ntm.fused as fused_module
+    import ntm.turing.fused as fused_module
 
     n, width = 16, 4
     memory = jnp.full((1, n, width), 1e-6)

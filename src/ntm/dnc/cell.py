@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm import addressing, memory as memory_ops
-from ntm.controllers import LSTMController
 from ntm.dnc import addressing as dnc_addressing
 from ntm.dnc.config import DNCConfig
 from ntm.sequence import SequenceModel, check_dtype_available
+from ntm.turing import addressing, memory as memory_ops
+from ntm.turing.controllers import LSTMController
 
 
 class DNCState(NamedTuple):

@@ -62,7 +62,7 @@ def run_compare(args, console: Console) -> int:
         console.print(note, style="yellow", markup=False, soft_wrap=True)
     for number, (label, path) in enumerate(comparison.run_dirs.items(), start=1):
         print(f"[{number}] {label}: {path}")
-    from ntm.cli import stdout_console
+    from ntm.commands.cli import stdout_console
 
     out = stdout_console()
     for table in comparison.tables:

@@ -78,7 +78,7 @@ def task_text(entry: dict[str, Any]) -> str:
 
 
 def run_pretrained(args, console: Console) -> int:
-    from ntm.cli import stdout_console
+    from ntm.commands.cli import stdout_console
 
     index = saving.read_index()
     if not index:

@@ -29,7 +29,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ntm import addressing, memory as memory_ops
+from ntm.turing import addressing, memory as memory_ops
 
 
 def _check(memory, previous, keys, erase, read_heads: int, slots_last: bool) -> None:

@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm import addressing, fused, memory as memory_ops
-from ntm.config import USER_CONTROLLER_PREFIX, NTMConfig
-from ntm.controllers import build_controller, check_controller
-from ntm.heads import NTMHeads
 from ntm.sequence import SequenceModel, check_dtype_available
+from ntm.turing import addressing, fused, memory as memory_ops
+from ntm.turing.config import USER_CONTROLLER_PREFIX, NTMConfig
+from ntm.turing.controllers import build_controller, check_controller
+from ntm.turing.heads import NTMHeads
 
 # Truncated-normal scale of `memory_init="random"`, as in Collier & Beel's random scheme.
 RANDOM_MEMORY_STDDEV = 0.5
