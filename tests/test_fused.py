@@ -1,6 +1,6 @@
-"""Tests of `ntm.fused.memory_step`: values and gradients equal to the plain addressing/read/write path.
+"""Tests of `ntm.turing.fused.memory_step`: values and gradients equal to the plain addressing/read/write path.
 
-The reference is `ntm.addressing.address`, `ntm.memory.read` and `ntm.memory.write` composed;
+The reference is `addressing.address`, `memory.read` and `memory.write` of `ntm.turing` composed;
 the fused step must give the same weightings, reads and new memory, and the same gradients of a
 loss through all three for every input, in both memory layouts, for several read and write heads,
 and at the extremes the plain functions are tested at (strengths up to 1e3, sharpening up to 100,

@@ -11,7 +11,7 @@ sweep (`Tuner.restore`). Ray runs embedded by default (started and stopped by th
 addresses only); `--address` joins a running cluster instead.
 
 What ntm adds is what Tune cannot know: a trial's settings are parsed by `ntm train`'s own flags
-(`ntm.cli.settings_from_argv`), it runs as one experiment as `ntm train` does (`ntm.experiment`: train
+(`ntm.commands.cli.settings_from_argv`), it runs as one experiment as `ntm train` does (`ntm.experiment`: train
 or resume, evaluate, report) into an ordinary run directory (so `ntm eval`, `ntm show` and `ntm compare`
 work on it, and a trial that Tune resumes continues from the run's own checkpoint), and it reports
 every held-out check to Tune. At the end the sweep writes
@@ -125,7 +125,7 @@ class TrainFlag:
 
 
 def train_flags(parser: argparse.ArgumentParser) -> dict[str, TrainFlag]:
-    """The `ntm train` flags that `ntm.cli.add_train_flags` put on `parser`, by destination."""
+    """The `ntm train` flags that `ntm.commands.cli.add_train_flags` put on `parser`, by destination."""
     from ntm.commands import cli
 
     defaults = {key: parser.get_default(key) for key in ("train_fields", "model_fields", "task_fields")}

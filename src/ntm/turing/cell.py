@@ -52,7 +52,7 @@ class NTMCell(nnx.RNNCellBase):
     """One NTM step: `(carry, x[B, input_size]) -> (carry, logits[B, output_size])`.
 
     `controller` replaces the built-in LSTM or feedforward controller with any module that meets
-    `ntm.controllers.Controller`: it receives [B, config.controller_input_size] (the input and
+    `ntm.turing.controllers.Controller`: it receives [B, config.controller_input_size] (the input and
     the previous reads) and returns outputs [B, controller.output_size]. It is checked on shapes
     when the cell is built, and the cell's `config.controller` records its class
     ("user:<module>.<class>") so that a saved config does not claim a built-in controller.
