@@ -57,7 +57,7 @@ def run_loop(config: dict, args) -> dict:
 def run_cli(config: dict, args) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = Path(scratch) / "run"
-        command = [sys.executable, "-m", "ntm.cli", "train", args.task, "--batch-size", str(config["batch"]),
+        command = [sys.executable, "-m", "ntm.commands.cli", "train", args.task, "--batch-size", str(config["batch"]),
                    "--seeds", str(config["seeds"]), "--steps", str(args.cli_steps), "--no-until-solved",
                    "--log-every", "10", "--run-dir", str(run_dir), "--quiet", "--memory-step", args.memory_step]
         _run(command, config, parse=False)

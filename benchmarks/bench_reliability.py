@@ -35,7 +35,7 @@ EVAL = ["--eval-lengths", "2", "--eval-sequences", "100", "--quiet"]
 
 
 def ntm(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ntm.cli", *args], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "ntm.commands.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 

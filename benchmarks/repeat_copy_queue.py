@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     for name, flags in pairs:
         run_dir = ROOT / "runs" / "rc" / name
         command = (["flock", "/tmp/ntm-cpu0.lock", "taskset", "-c", "0", "env", "NTM_HOST_DEVICES=1",
-                    sys.executable, "-m", "ntm.cli", "train", "repeat_copy", *shlex.split(flags),
+                    sys.executable, "-m", "ntm.commands.cli", "train", "repeat_copy", *shlex.split(flags),
                     "--run-dir", str(run_dir), "--quiet", "--eval-lengths", "10", "--eval-sequences", "100"])
         start = time.time()
         done = subprocess.run(command, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")},

@@ -66,7 +66,7 @@ def run(config: dict, out: Path) -> dict:
 
     runtime.tune_malloc()
     if "weight_grad_clip" in config:  # experiments on the N-gram NaN fix (ntm.addressing)
-        from ntm import addressing
+        from ntm.turing import addressing
         clip = config["weight_grad_clip"]
         addressing.PREVIOUS_WEIGHT_GRADIENT_CLIP = float("inf") if clip is None else float(clip)
     name = config.get("name", "run")

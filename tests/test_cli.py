@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from ntm import cli, rundir
+from ntm import rundir
+from ntm.commands import cli
 from ntm.evaluate import load_run
 from ntm.training import train
 
@@ -25,7 +26,7 @@ slow = pytest.mark.slow
 
 
 def run_cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ntm.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "ntm.commands.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout)
 
 
@@ -214,7 +215,7 @@ def kill_and_resume_until_done(run_dir, flags: list[str], steps: int, kills: int
     while True:
         args = command if not (run_dir / "config.json").exists() else [
             "train", "--resume", str(run_dir), "--quiet", "--eval-lengths", "2", "--eval-sequences", "100"]
-        process = subprocess.Popen([sys.executable, "-m", "ntm.cli", *args], stdout=subprocess.DEVNULL,
+        process = subprocess.Popen([sys.executable, "-m", "ntm.commands.cli", *args], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         if made < kills:
             time.sleep(rng.uniform(2.0, 9.0))  # start-up, compile, training and checkpoint writes alike

@@ -16,11 +16,12 @@ import pytest
 from rich.console import Console
 
 import ntm
-from ntm import cli, evaluate
-from ntm.config import NTMConfig
+from ntm import evaluate
+from ntm.commands import cli
 from ntm.evaluate import evaluate_model, evaluate_run, load_run, merge_eval, read_eval
 from ntm.plots import runs
 from ntm.training import TrainSettings, train
+from ntm.turing.config import NTMConfig
 
 QUIET = Console(stderr=True, quiet=True)
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,7 +234,7 @@ def test_a_file_where_a_directory_belongs_is_named_as_such(tmp_path, capsys, mon
 
 def piped(*args) -> str:
     env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    result = subprocess.run([sys.executable, "-m", "ntm.cli", *args], capture_output=True, text=True, env=env,
+    result = subprocess.run([sys.executable, "-m", "ntm.commands.cli", *args], capture_output=True, text=True, env=env,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -1,6 +1,6 @@
-"""Tests of `ntm.fused.memory_step`: values and gradients equal to the plain addressing/read/write path.
+"""Tests of `ntm.turing.fused.memory_step`: values and gradients equal to the plain addressing/read/write path.
 
-The reference is `ntm.addressing.address`, `ntm.memory.read` and `ntm.memory.write` composed;
+The reference is `addressing.address`, `memory.read` and `memory.write` of `ntm.turing` composed;
 the fused step must give the same weightings, reads and new memory, and the same gradients of a
 loss through all three for every input, in both memory layouts, for several read and write heads,
 and at the extremes the plain functions are tested at (strengths up to 1e3, sharpening up to 100,
@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 
-from ntm import fused
+from ntm.turing import fused
 
 ARGS = ("memory", "previous", "keys", "strengths", "gates", "shift_weights", "gammas", "erase", "add")
 
@@ -280,7 +280,7 @@ def test_the_cell_alone_takes_the_fused_step_on_a_slots_first_carry():
 
 def test_fused_step_bounds_the_gradient_into_the_previous_weighting_like_the_plain_path():
     """A head lingering near uniform (gamma 3, gate 0.1) for 100 steps: finite gradients on both paths."""
-    import ntm.fused as fused_module
+    import ntm.turing.fused as fused_module
 
     n, width = 16, 4
     memory = jnp.full((1, n, width), 1e-6)

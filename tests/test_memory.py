@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
 
-from ntm import memory
+from ntm.turing import memory
 
 
 def test_read_is_weighted_sum_of_rows():

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ntm import cli, tasks
+from ntm import tasks
+from ntm.commands import cli
 from ntm.evaluate import load_run
 from ntm.tasks.base import Batch, ExactOutputTask, Task
 from ntm.tasks.contract import check_task_class
@@ -221,7 +222,7 @@ def test_a_task_of_ones_own_gets_flags_for_its_difficulty_options(tmp_path):
 
 
 def test_a_sweep_of_a_task_of_ones_own_builds_its_trials_before_ray_starts(tmp_path):
-    from ntm import sweep
+    from ntm.commands import sweep
 
     argv = ["sweep", PARITY, "--sweep-dir", str(tmp_path / "s"), "--search", "max-length=grid:4,6", *PARITY_FLAGS]
     args = cli.build_parser(argv).parse_args(argv)

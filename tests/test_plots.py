@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from ntm import cli, metrics, models, rundir, tasks
-from ntm.cell import NTMStepTrace
+from ntm import metrics, models, rundir, tasks
+from ntm.commands import cli
 from ntm.evaluate import evaluate_run, load_run
 from ntm.plots import figures, runs
 from ntm.training import TrainSettings, train
 from ntm.training.records import parse_records
+from ntm.turing.cell import NTMStepTrace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

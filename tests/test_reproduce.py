@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from ntm import cli, tasks
+from ntm import tasks
+from ntm.commands import cli
 
 SMALL_DEFAULTS = {
     "ntm": {"model_options": {"memory_slots": 16, "memory_width": 8, "controller_units": 32},

@@ -51,7 +51,7 @@ def test_tune_xla_adds_its_flags_only_where_measured_and_never_over_the_users(mo
 
 
 def test_the_command_line_starts_no_jax_backend_before_main_sets_its_flags():
-    code = ("import ntm.cli; ntm.cli.build_parser(); from jax._src import xla_bridge; "
+    code = ("import ntm.commands.cli; ntm.commands.cli.build_parser(); from jax._src import xla_bridge; "
             "print(xla_bridge.backends_are_initialized())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

@@ -14,8 +14,9 @@ from flax import nnx
 from rich.console import Console
 
 import ntm
-from ntm import DNC, NTM, DNCConfig, NTMConfig, pretrained_cli, saving, tasks
+from ntm import DNC, NTM, DNCConfig, NTMConfig, saving, tasks
 from ntm.baselines import LSTMConfig, LSTMModel
+from ntm.commands import pretrained as pretrained_command
 
 SIZES = dict(input_size=5, output_size=4)
 BUILDERS = {
@@ -270,7 +271,7 @@ def test_add_pretrained_checks_the_model_fits_its_task(tmp_path):
 
 def command_line():
     parser = argparse.ArgumentParser(prog="ntm")
-    pretrained_cli.add_commands(parser.add_subparsers(dest="command", required=True))
+    pretrained_command.add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -289,11 +290,11 @@ def test_ntm_demo_draws_a_fresh_sample_and_prints_its_errors(shipped, tmp_path, 
     assert args.handler(args, Console(stderr=True)) == 0
     printed = capsys.readouterr().out
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
-    result = pretrained_cli.demo("copy", 3, 2, tmp_path / "again.png")
+    result = pretrained_command.demo("copy", 3, 2, tmp_path / "again.png")
     assert f"copy at length 3: {result.bit_errors} bit errors out of 24 scored bits" in printed
     # the same errors, counted here from the model's own outputs on the same sample
     task = tasks.get("copy", max_length=4)
-    sample = pretrained_cli.saving.pretrained("copy")
+    sample = pretrained_command.saving.pretrained("copy")
     from ntm.plots.runs import trace_model_sample
 
     traced = trace_model_sample(sample, task, 3, 2)

@@ -25,7 +25,7 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-from ntm import cli, sweep  # noqa: E402
+from ntm.commands import cli, sweep  # noqa: E402
 from ntm.evaluate import load_run  # noqa: E402
 from ntm.rundir import read_metrics  # noqa: E402
 
@@ -192,8 +192,8 @@ def test_sweep_on_a_ray_head_resumes_after_ctrl_c_without_retraining(ray_head, t
     argv = ["sweep", "copy", "--search", "max-steps=grid:20,800", "--sweep-dir", str(sweep_dir), "--eval-every", "50",
             "--checkpoint-every", "50", "--no-until-solved", "--max-concurrent", "1", "--address", ray_head, *tiny]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    process = subprocess.Popen([sys.executable, "-m", "ntm.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "ntm.commands.cli", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
     trials = sweep_dir / sweep.TRIALS_DIR
     deadline = time.monotonic() + 240
     while not any((d / "checkpoints" / "50").is_dir() for d in trials.glob("00001-*")):

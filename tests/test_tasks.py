@@ -536,7 +536,7 @@ def test_training_defaults_are_valid_settings_for_the_ntm(name):
     for field, value in defaults.items():
         if field != "model_options":
             assert getattr(settings, field) == value
-    from ntm.config import NTMConfig
+    from ntm.turing.config import NTMConfig
 
     task = tasks.get(name)
     NTMConfig(input_size=task.input_size, output_size=task.output_size, **defaults.get("model_options", {}))

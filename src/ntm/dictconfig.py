@@ -1,7 +1,7 @@
 """What every model config shares: `DictConfig` (dict round-trip, replace, field checks) and the checks.
 
 The NTM, DNC and LSTM configs are frozen dataclasses built on `DictConfig`; `option` gives a field
-its command-line help and choices (field metadata, read by `ntm.cli`). Each check raises a
+its command-line help and choices (field metadata, read by `ntm.commands.cli`). Each check raises a
 ValueError naming the field, and `DictConfig.normalize_*` turn NumPy scalars (`np.int64(4)`,
 `np.float32(0.5)`) into Python numbers, so a config built from NumPy values still saves as JSON.
 `DictConfig.refuse_without_effect` refuses a field set away from its default where another field's

@@ -19,8 +19,8 @@ from typing import Any
 
 from flax import nnx
 
-from ntm.cell import NTM
-from ntm.config import NTMConfig
+from ntm.turing.cell import NTM
+from ntm.turing.config import NTMConfig
 
 
 @dataclasses.dataclass(frozen=True)

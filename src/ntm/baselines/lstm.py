@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm.controllers import LSTMController
 from ntm.dictconfig import CLIP_HELP, DTYPE_HELP, DTYPES, PARAM_DTYPE_HELP, DictConfig, option
 from ntm.sequence import SequenceModel, check_dtype_available
+from ntm.turing.controllers import LSTMController
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The equations of Graves et al. 2016 (Nature, Methods "Dynamic memory allocation" and "Temporal
 memory linkage") on batched arrays, in the style of DeepMind's `dnc` code. Content lookup is
-`ntm.addressing.content_weights`, the same maths as the NTM's. Shapes use B batch, R read heads,
+`ntm.turing.addressing.content_weights`, the same maths as the NTM's. Shapes use B batch, R read heads,
 W write heads, N memory slots. Every function is jit- and scan-safe: the sort in the allocation
 is `jnp.argsort` on values, so it runs inside a compiled `lax.scan`.
 """

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm import addressing, memory as memory_ops
-from ntm.controllers import LSTMController
 from ntm.dnc import addressing as dnc_addressing
 from ntm.dnc.config import DNCConfig
 from ntm.sequence import SequenceModel, check_dtype_available
+from ntm.turing import addressing, memory as memory_ops
+from ntm.turing.controllers import LSTMController
 
 
 class DNCState(NamedTuple):
@@ -107,7 +107,7 @@ def split_interface(raw: jax.Array, config: DNCConfig) -> DNCInterface:
 class DNCCell(nnx.RNNCellBase):
     """One DNC step: `(carry, x[B, input_size]) -> (carry, logits[B, output_size])`.
 
-    The controller is `ntm.controllers.LSTMController` on [x, previous reads]; one linear layer
+    The controller is `ntm.turing.controllers.LSTMController` on [x, previous reads]; one linear layer
     emits the interface vector; the output layer sees [controller output, new reads]. The
     controller output and the raw interface vector are clipped to +-clip_value, like the NTM.
     """

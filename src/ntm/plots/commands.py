@@ -1,8 +1,8 @@
 """The picture commands of the `ntm` command line: `ntm show`, `ntm compare` and `ntm report`.
 
-`ntm.cli.build_parser` calls `add_commands` with its subparsers; each handler takes the parsed
+`ntm.commands.cli.build_parser` calls `add_commands` with its subparsers; each handler takes the parsed
 arguments and a stderr console and returns an exit status. Bad input raises ValueError, which
-`ntm.cli.main` prints as one line with exit status 2.
+`ntm.commands.cli.main` prints as one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def run_compare(args, console: Console) -> int:
         console.print(note, style="yellow", markup=False, soft_wrap=True)
     for number, (label, path) in enumerate(comparison.run_dirs.items(), start=1):
         print(f"[{number}] {label}: {path}")
-    from ntm.cli import stdout_console
+    from ntm.commands.cli import stdout_console
 
     out = stdout_console()
     for table in comparison.tables:

@@ -24,8 +24,8 @@ from ntm.dictconfig import (
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "random", "learned")
-# "fused": ntm.fused.memory_step (one function, hand-written gradient); "plain": the addressing and
-# memory functions one after another, as written in ntm.addressing and ntm.memory.
+# "fused": fused.memory_step (one function, hand-written gradient); "plain": the addressing and
+# memory functions one after another, as written in addressing and memory (all in ntm.turing).
 MEMORY_STEPS = ("fused", "plain")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "gelu", "identity")
 # `controller` of a model built with a user's controller module: "user:<module>.<class>".

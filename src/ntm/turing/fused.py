@@ -1,7 +1,7 @@
 """The NTM memory step fused into one function with a hand-written backward pass.
 
-`memory_step` does, for every head at once, what `ntm.addressing.address`, `ntm.memory.read` and
-`ntm.memory.write` do one after another: content lookup, interpolation, circular shift and
+`memory_step` does, for every head at once, what `addressing.address`, `memory.read` and `memory.write`
+(its siblings in `ntm.turing`) do one after another: content lookup, interpolation, circular shift and
 sharpening; the reads of the read heads from the previous memory; then the erase-then-add write of
 the write heads. Its values are those of the plain functions (`reference_memory_step`).
 
@@ -29,7 +29,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ntm import addressing, memory as memory_ops
+from ntm.turing import addressing, memory as memory_ops
 
 
 def _check(memory, previous, keys, erase, read_heads: int, slots_last: bool) -> None:

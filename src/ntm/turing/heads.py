@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm.config import NTMConfig
+from ntm.turing.config import NTMConfig
 
 
 class HeadParameters(NamedTuple):

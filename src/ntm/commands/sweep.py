@@ -11,7 +11,7 @@ sweep (`Tuner.restore`). Ray runs embedded by default (started and stopped by th
 addresses only); `--address` joins a running cluster instead.
 
 What ntm adds is what Tune cannot know: a trial's settings are parsed by `ntm train`'s own flags
-(`ntm.cli.settings_from_argv`), it runs as one experiment as `ntm train` does (`ntm.experiment`: train
+(`ntm.commands.cli.settings_from_argv`), it runs as one experiment as `ntm train` does (`ntm.experiment`: train
 or resume, evaluate, report) into an ordinary run directory (so `ntm eval`, `ntm show` and `ntm compare`
 work on it, and a trial that Tune resumes continues from the run's own checkpoint), and it reports
 every held-out check to Tune. At the end the sweep writes
@@ -66,7 +66,7 @@ TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0"
 
 
 def usage_error(message: str) -> Exception:
-    from ntm.cli import UsageError
+    from ntm.commands.cli import UsageError
 
     return UsageError(f"ntm sweep: {message}")
 
@@ -125,8 +125,8 @@ class TrainFlag:
 
 
 def train_flags(parser: argparse.ArgumentParser) -> dict[str, TrainFlag]:
-    """The `ntm train` flags that `ntm.cli.add_train_flags` put on `parser`, by destination."""
-    from ntm import cli
+    """The `ntm train` flags that `ntm.commands.cli.add_train_flags` put on `parser`, by destination."""
+    from ntm.commands import cli
 
     defaults = {key: parser.get_default(key) for key in ("train_fields", "model_fields", "task_fields")}
     dests = {"model", *defaults["train_fields"], *defaults["model_fields"], *defaults["task_fields"]}
@@ -162,7 +162,7 @@ def fixed_argv(args: argparse.Namespace, flags: dict[str, TrainFlag]) -> list[st
 
 def settings_from_argv(argv: list[str]):
     """TrainSettings from `ntm train` words, as `ntm train` itself parses them."""
-    from ntm.cli import settings_from_argv as parse
+    from ntm.commands.cli import settings_from_argv as parse
 
     return parse(argv)
 
@@ -588,7 +588,7 @@ def trial_curves(rows: list[dict[str, Any]], sweep_dir: Path) -> dict[str, list[
 
 def add_commands(commands, own_tasks: list[str] = ()) -> None:
     """Register `ntm sweep` on the `ntm` subparsers object (`own_tasks`: as `cli.add_train_flags` takes)."""
-    from ntm import cli
+    from ntm.commands import cli
 
     sweep = commands.add_parser(
         "sweep", help="search training and model settings on Ray Tune (pip install -e \".[sweep]\")",

@@ -269,11 +269,11 @@ def build_parser(argv: list[str] = ()):
                                "sequences every time, as the training's final table; another S draws others)")
     evaluate.set_defaults(handler=run_eval)
 
-    from ntm import pretrained_cli, reproduce, sweep
+    from ntm.commands import pretrained, reproduce, sweep
     from ntm.plots import add_commands as add_picture_commands
 
     add_picture_commands(commands)
-    pretrained_cli.add_commands(commands)
+    pretrained.add_commands(commands)
     reproduce.add_commands(commands)
     sweep.add_commands(commands, own_tasks)
     return parser

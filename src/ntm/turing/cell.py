@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ntm import addressing, fused, memory as memory_ops
-from ntm.config import USER_CONTROLLER_PREFIX, NTMConfig
-from ntm.controllers import build_controller, check_controller
-from ntm.heads import NTMHeads
 from ntm.sequence import SequenceModel, check_dtype_available
+from ntm.turing import addressing, fused, memory as memory_ops
+from ntm.turing.config import USER_CONTROLLER_PREFIX, NTMConfig
+from ntm.turing.controllers import build_controller, check_controller
+from ntm.turing.heads import NTMHeads
 
 # Truncated-normal scale of `memory_init="random"`, as in Collier & Beel's random scheme.
 RANDOM_MEMORY_STDDEV = 0.5
@@ -52,7 +52,7 @@ class NTMCell(nnx.RNNCellBase):
     """One NTM step: `(carry, x[B, input_size]) -> (carry, logits[B, output_size])`.
 
     `controller` replaces the built-in LSTM or feedforward controller with any module that meets
-    `ntm.controllers.Controller`: it receives [B, config.controller_input_size] (the input and
+    `ntm.turing.controllers.Controller`: it receives [B, config.controller_input_size] (the input and
     the previous reads) and returns outputs [B, controller.output_size]. It is checked on shapes
     when the cell is built, and the cell's `config.controller` records its class
     ("user:<module>.<class>") so that a saved config does not claim a built-in controller.

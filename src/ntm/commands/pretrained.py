@@ -2,9 +2,9 @@
 
 `ntm pretrained` prints the table of models shipped in the package with their figures;
 `ntm demo TASK` draws a fresh sample of the task through the shipped model, writes the trace
-picture (`ntm.plots.figures.plot_trace`) and prints its errors. `ntm.cli.build_parser` calls
+picture (`ntm.plots.figures.plot_trace`) and prints its errors. `ntm.commands.cli.build_parser` calls
 `add_commands(subparsers)`; each handler takes the parsed arguments and a stderr console and
-returns an exit status; bad input raises ValueError, which `ntm.cli.main` prints as one line.
+returns an exit status; bad input raises ValueError, which `ntm.commands.cli.main` prints as one line.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def task_text(entry: dict[str, Any]) -> str:
 
 
 def run_pretrained(args, console: Console) -> int:
-    from ntm.cli import stdout_console
+    from ntm.commands.cli import stdout_console
 
     index = saving.read_index()
     if not index:
