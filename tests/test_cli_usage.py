@@ -17,7 +17,7 @@ from rich.console import Console
 
 import ntm
 from ntm import evaluate
-from ntm.commands import cli
+from ntm.commands import cli, train_flags
 from ntm.evaluate import evaluate_model, evaluate_run, load_run, merge_eval, read_eval
 from ntm.plots import runs
 from ntm.training import TrainSettings, train
@@ -132,10 +132,10 @@ def test_train_task_help_shows_that_tasks_own_defaults(task, capsys):
     entries = help_entries(out)
     settings = TrainSettings.for_task(task)
     for name in ("lr", "batch_size", "max_steps", "eval_every", "checkpoint_every"):
-        assert entries[cli.flag(name)].endswith(f"(default {cli.shown(getattr(settings, name))})"), name
+        assert entries[train_flags.flag(name)].endswith(f"(default {train_flags.shown(getattr(settings, name))})"), name
     for key, value in tasks.get(task).difficulty.items():
-        assert entries[cli.flag(key)].endswith(f"in training (default {value})") or \
-            entries[cli.flag(key)].endswith(f"(default {value})"), key
+        assert entries[train_flags.flag(key)].endswith(f"in training (default {value})") or \
+            entries[train_flags.flag(key)].endswith(f"(default {value})"), key
     others = {key for name in tasks.names() for key in tasks.get(name).difficulty} - set(tasks.get(task).difficulty)
     assert not others & set(entries)
 
@@ -205,11 +205,11 @@ def test_the_command_line_refuses_them_in_one_line_with_the_flags_typed(argv, ex
 
 def test_library_words_become_flags_but_plain_words_stay():
     fields = {"memory_slots", "steps", "sequences", "learn_initial_reads", "lr", "controller"}
-    assert cli.in_flag_terms("lr must be positive; memory_slots=8 and steps", fields) == \
+    assert train_flags.in_flag_terms("lr must be positive; memory_slots=8 and steps", fields) == \
         "--lr must be positive; --memory-slots 8 and steps"
-    assert cli.in_flag_terms("with controller='lstm' and learn_initial_reads=False", fields) == \
+    assert train_flags.in_flag_terms("with controller='lstm' and learn_initial_reads=False", fields) == \
         "with --controller lstm and --no-learn-initial-reads"
-    assert cli.in_flag_terms("1,000 sequences", fields) == "1,000 sequences"
+    assert train_flags.in_flag_terms("1,000 sequences", fields) == "1,000 sequences"
 
 
 # ----------------------------------------------------------------------------- 5. messages in the user's terms

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ntm import tasks
-from ntm.commands import cli
+from ntm.commands import cli, train_flags
 from ntm.evaluate import load_run
 from ntm.tasks.base import Batch, ExactOutputTask, Task
 from ntm.tasks.contract import check_task_class
@@ -216,20 +216,20 @@ def test_on_the_command_line_a_bad_task_is_one_line_and_exit_2(argv, message, ca
 
 def test_a_task_of_ones_own_gets_flags_for_its_difficulty_options(tmp_path):
     args = cli.build_parser(["train", PARITY]).parse_args(["train", PARITY, "--max-length", "6", "--lr", "0.01"])
-    settings = cli.settings_from_args(args)
+    settings = train_flags.settings_from_args(args)
     assert (settings.task, settings.task_options, settings.lr) == (PARITY, {"max_length": 6}, 0.01)
     assert tasks.named_in(["train", PARITY, "no_such_package.tasks:X", "--lr", "1e-2"]) == [PARITY]
 
 
 def test_a_sweep_of_a_task_of_ones_own_builds_its_trials_before_ray_starts(tmp_path):
-    from ntm.commands import sweep
+    from ntm.commands.sweep import command, space
 
     argv = ["sweep", PARITY, "--sweep-dir", str(tmp_path / "s"), "--search", "max-length=grid:4,6", *PARITY_FLAGS]
     args = cli.build_parser(argv).parse_args(argv)
-    spec = sweep.sweep_spec(args, tmp_path / "s")
+    spec = command.sweep_spec(args, tmp_path / "s")
     assert spec["task"] == PARITY and spec["task_path"] == str(REPO) and spec["trials"] == 2
-    flags = args.sweep_train_flags
-    trial = sweep.settings_from_argv(sweep.trial_argv(PARITY, spec["train_argv"], {"max_length": 6}, flags))
+    plan = command.trial_plan(spec)
+    trial = space.trial_settings(plan.bases, {"max_length": 6}, plan.flags)
     assert (trial.task, trial.task_options, trial.model_options["controller_units"]) == (PARITY, {"max_length": 6}, 16)
 
 

@@ -187,6 +187,34 @@ def test_generalisation_points_are_the_eval_rows(tmp_path):
         figures.plot_generalisation(rows, "length", tmp_path / "gen.pdf")
 
 
+def test_sweep_figure_draws_each_trials_curve_and_time_to_solve(tmp_path):
+    """Three trials, best first: two solved (the curves end in a star), one not (hollow, on the 'not solved'
+    line above the slowest solve); a choice search spaced by its listed values, a loguniform one on a log axis."""
+    from types import SimpleNamespace
+
+    searches = [SimpleNamespace(name="batch-size", kind="choice", values=(4, 16)),
+                SimpleNamespace(name="lr", kind="loguniform", values=(1e-4, 1e-2))]
+    rows = [{"trial": "00001", "batch-size": 16, "lr": 0.01, "solved": True, "time_to_solve_s": 20.0},
+            {"trial": "00000", "batch-size": 4, "lr": 0.003, "solved": True, "time_to_solve_s": 40.0},
+            {"trial": "00002", "batch-size": 4, "lr": 0.0001, "solved": False, "time_to_solve_s": float("nan")}]
+    curves = {"00001": [(160, 30.0), (320, 0.5)], "00000": [(80, 40.0), (160, 2.0), (240, 0.01)],
+              "00002": [(80, 50.0), (160, 49.0)]}
+    figure = figures.sweep_figure(rows, curves, searches, "ntm sweep of copy")
+    axes = axes_by_label(figure)
+    lines = axes["held_out_cost"].lines
+    assert [list(line.get_xdata()) for line in lines] == [[160, 320], [80, 160, 240], [80, 160]]
+    assert [line.get_marker() for line in lines] == ["*", "*", "None"]
+    assert lines[0].get_label().startswith("#1 batch-size=16, lr=0.01")
+    top = 40.0 * 1.15  # the 'not solved' line: above the slowest solve
+    points = [tuple(collection.get_offsets()[0]) for collection in axes["time_to_solve/batch-size"].collections]
+    assert [round(y, 6) for _, y in points] == [20.0, 40.0, round(top, 6)]
+    assert [round(x) for x, _ in points] == [1, 0, 0]  # 16 is the second listed value, 4 the first
+    assert axes["time_to_solve/lr"].get_xscale() == "log"
+    assert [tuple(c.get_offsets()[0])[0] for c in axes["time_to_solve/lr"].collections] == [0.01, 0.003, 0.0001]
+    assert figures.setting_text(0.0031622) == "0.00316" and figures.setting_text(16) == "16"
+    assert_sensible_png(figures.save_figure(figure, tmp_path / "sweep.png"))
+
+
 # ----------------------------------------------------------------------------- run directories
 
 

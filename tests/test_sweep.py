@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -25,7 +26,8 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-from ntm.commands import cli, sweep  # noqa: E402
+from ntm.commands import cli, sweep, train_flags  # noqa: E402
+from ntm.commands.sweep import command, space  # noqa: E402
 from ntm.evaluate import load_run  # noqa: E402
 from ntm.rundir import read_metrics  # noqa: E402
 
@@ -132,22 +134,59 @@ def test_without_ray_the_command_says_what_to_install(tmp_path, capsys, monkeypa
     assert err == 'ntm sweep: Ray Tune is not installed; pip install -e ".[sweep]"\n'
 
 
+def train_settings(argv):
+    """What `ntm train` makes of these words."""
+    return train_flags.settings_from_args(cli.build_parser(argv).parse_args(argv))
+
+
 def test_trial_settings_are_what_ntm_train_makes_of_the_same_flags(tmp_path):
-    """The fixed flags written back as words, plus a trial's values, parse to ntm train's settings."""
-    argv = ["copy", "--no-until-solved", "--eval-every", "7", "--memory-slots", "16", "--max-length", "3",
-            "--lr", "0.0025"]
-    parser = cli.build_parser()
-    args = parser.parse_args(["sweep", *argv, "--sweep-dir", str(tmp_path), "--search", "batch-size=grid:4,16"])
-    flags = args.sweep_train_flags
-    fixed = sweep.fixed_argv(args, flags)
-    trial = sweep.settings_from_argv(sweep.trial_argv("copy", fixed, {"batch_size": 16}, flags))
-    assert trial == cli.settings_from_argv([*argv, "--batch-size", "16"])
-    assert (trial.batch_size, trial.until_solved, trial.eval_every, trial.lr) == (16, False, 7, 0.0025)
-    assert trial.model_options["memory_slots"] == 16 and trial.task_options["max_length"] == 3
-    search = sweep.parse_search("lr=loguniform:1e-4:1e-2", flags)
+    """A trial's typed settings (the fixed flags' settings, the searched values put in with replace) equal
+    what `ntm train` makes of the fixed flags and the trial's values together: a training setting, an
+    on/off flag, a model option and a task option searched; and they survive sweep.json and pickling."""
+    fixed = ["copy", "--no-until-solved", "--eval-every", "7", "--memory-slots", "16", "--max-length", "3",
+             "--lr", "0.0025"]
+    argv = ["sweep", *fixed, "--sweep-dir", str(tmp_path), "--search", "batch-size=grid:4,16",
+            "--search", "remat=choice:true,false", "--search", "controller-units=choice:32,64",
+            "--search", "min-length=choice:1,2"]
+    spec = command.sweep_spec(cli.build_parser(argv).parse_args(argv), tmp_path)
+    plan = command.trial_plan(json.loads(json.dumps(spec)))  # as --resume reads it back
+    config = {"batch_size": 16, "remat": True, "controller_units": 64, "min_length": 2}
+    trial = space.trial_settings(plan.bases, config, plan.flags)
+    assert trial == train_settings(["train", *fixed, "--batch-size", "16", "--remat", "--controller-units", "64",
+                                    "--min-length", "2"])
+    assert (trial.batch_size, trial.until_solved, trial.eval_every, trial.lr, trial.remat) == \
+        (16, False, 7, 0.0025, True)
+    assert (trial.model_options["memory_slots"], trial.model_options["controller_units"]) == (16, 64)
+    assert (trial.task_options["min_length"], trial.task_options["max_length"]) == (2, 3)
+    assert pickle.loads(pickle.dumps(plan)) == plan  # what Ray hands each worker
+    flags = cli.build_parser(argv).parse_args(argv).train_flags
+    search = space.parse_search("lr=loguniform:1e-4:1e-2", flags)
     assert search.kind == "loguniform" and search.values == (1e-4, 1e-2)
-    assert sweep.parse_search("batch_size=uniform:4:16", flags).domain().upper == 17  # randint: inclusive HIGH
-    assert sweep.expected_trials(3, [sweep.parse_search("seed=grid:0,1", flags), search]) == 6
+    assert space.parse_search("batch_size=uniform:4:16", flags).domain().upper == 17  # randint: inclusive HIGH
+    assert space.expected_trials(3, [space.parse_search("seed=grid:0,1", flags), search]) == 6
+
+
+def test_a_searched_model_trains_each_trial_on_its_own_models_defaults(tmp_path):
+    """--search model=...: one base per model, each with the task's defaults for that model."""
+    argv = ["sweep", "copy", "--sweep-dir", str(tmp_path), "--search", "model=choice:ntm,lstm",
+            "--search", "seed=grid:0,1"]
+    plan = command.trial_plan(command.sweep_spec(cli.build_parser(argv).parse_args(argv), tmp_path))
+    assert sorted(plan.bases) == ["lstm", "ntm"]
+    for model in ("ntm", "lstm"):
+        trial = space.trial_settings(plan.bases, {"model": model, "seed": 1}, plan.flags)
+        assert trial == train_settings(["train", "copy", "--model", model, "--seed", "1"])
+    ntm_base, lstm_base = plan.bases["ntm"], plan.bases["lstm"]
+    assert (ntm_base.lr, ntm_base.model_options) == (3e-3, {})
+    assert (lstm_base.lr, lstm_base.model_options) == (1e-3, {"layers": 3, "units": 256})  # the paper's LSTM
+
+
+def test_asha_checkpoints_every_trial_at_each_held_out_check(tmp_path):
+    """Ray ends a trial that ASHA stops at once, so each base saves a checkpoint at every check."""
+    argv = ["sweep", "copy", "--sweep-dir", str(tmp_path), "--search", "lr=choice:1e-3,1e-2", "--eval-every", "30",
+            "--scheduler", "asha", "--max-steps", "900", "--batch-size", "4"]
+    spec = command.sweep_spec(cli.build_parser(argv).parse_args(argv), tmp_path)
+    (base,) = command.trial_plan(spec).bases.values()
+    assert (base.checkpoint_every, spec["budget_sequences"], spec["grace_sequences"]) == (30, 3600, 3600 // 27)
 
 
 # ----------------------------------------------------------------------------- Ray

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ntm import saving
+from ntm.commands.usage import stdout_console
 
 
 def add_commands(commands) -> None:
@@ -78,8 +79,6 @@ def task_text(entry: dict[str, Any]) -> str:
 
 
 def run_pretrained(args, console: Console) -> int:
-    from ntm.commands.cli import stdout_console
-
     index = saving.read_index()
     if not index:
         print(f"no pretrained models are shipped in this installation ({saving.PRETRAINED_ROOT})")

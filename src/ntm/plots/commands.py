@@ -11,6 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ntm.commands.usage import stdout_console
+
 
 def add_commands(commands) -> None:
     """Register show, compare and report on the `ntm` subparsers object."""
@@ -62,8 +64,6 @@ def run_compare(args, console: Console) -> int:
         console.print(note, style="yellow", markup=False, soft_wrap=True)
     for number, (label, path) in enumerate(comparison.run_dirs.items(), start=1):
         print(f"[{number}] {label}: {path}")
-    from ntm.commands.cli import stdout_console
-
     out = stdout_console()
     for table in comparison.tables:
         out.print(table)

@@ -88,6 +88,13 @@ def key_label(key: str) -> str:
     return KEY_LABELS.get(key, key)
 
 
+def setting_text(value: Any) -> str:
+    """A setting's value, short, as figures, tables and trial names show it: floats to 3 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
 # ----------------------------------------------------------------------------- the trace figure
 
 
@@ -463,4 +470,78 @@ def comparison_figure(runs: Mapping[str, Sequence[Record]], evals: Mapping[str, 
         if gen_cost.get_legend() is not None:
             gen_cost.get_legend().remove()
     figure.suptitle(title, fontsize=12)
+    return figure
+
+
+# ----------------------------------------------------------------------------- the sweep figure
+
+
+def sweep_figure(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Sequence[tuple[int, float]]],
+                 searches: Sequence[Any], title: str) -> Figure:
+    """The figure of an `ntm sweep`, its trials ranked best first (`rows`, as in its results table).
+
+    Top: each trial's held-out cost against training sequences (`curves`, by trial name). Below: one
+    panel per searched setting (each of `searches` has a `name`, a distribution `kind` and its candidate
+    `values`), its value against time to solve (trials that did not solve drawn hollow on the dotted line
+    at the top). Colour is the trial's rank in the table, dark = best.
+    """
+    from matplotlib import colormaps
+
+    figure = new_figure(max(9.0, 3.4 * len(searches) + 2.5), 7.2)
+    grid = figure.add_gridspec(2, len(searches), height_ratios=(1.2, 1))
+    colours = colormaps["viridis"]([x / max(len(rows) - 1, 1) * 0.85 for x in range(len(rows))])
+    curve_axes = figure.add_subplot(grid[0, :])
+    curve_axes.set_label("held_out_cost")
+    for rank, (row, colour) in enumerate(zip(rows, colours)):
+        points = [(s, c) for s, c in curves.get(row["trial"], []) if c > 0]
+        if not points:
+            continue
+        x, y = zip(*points)
+        label = f"#{rank + 1} " + ", ".join(f"{s.name}={setting_text(row[s.name])}" for s in searches)
+        curve_axes.plot(x, y, color=colour, lw=1.6 if rank < 3 else 0.9, label=label if rank < 8 else None,
+                        marker="*" if row["solved"] else None, markevery=[len(x) - 1], markersize=10)
+    log_y_axis(curve_axes)
+    curve_axes.xaxis.set_major_formatter(count_formatter)
+    curve_axes.set_xlabel("training sequences")
+    curve_axes.set_ylabel("held-out cost (bits per sequence)")
+    curve_axes.set_title("held-out cost at each check (* solved; colour: rank, dark = best)")
+    if any(curves.values()):
+        curve_axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="best first",
+                          title_fontsize=7)
+
+    times = [row["time_to_solve_s"] for row in rows if row["solved"]]
+    top = max(times) * 1.15 if times else 1.0
+    for index, search in enumerate(searches):
+        panel = figure.add_subplot(grid[1, index])
+        panel.set_label(f"time_to_solve/{search.name}")
+        if search.kind in ("grid", "choice"):
+            # The listed values, evenly spaced; trials sharing a value spread sideways so none hides another.
+            labels = list(dict.fromkeys(setting_text(v) for v in search.values))
+            position = {label: i for i, label in enumerate(labels)}
+            shared: dict[str, int] = {}
+            places = []
+            for row in rows:
+                label = setting_text(row[search.name])
+                shared[label] = shared.get(label, 0) + 1
+                places.append(position[label] + 0.07 * ((shared[label] % 5) - 2))
+            panel.set_xticks(range(len(labels)), labels)
+            panel.set_xlim(-0.5, len(labels) - 0.5)
+        else:
+            places = [float(row[search.name]) for row in rows]
+            if search.kind == "loguniform":
+                panel.set_xscale("log")
+        for row, colour, x in zip(rows, colours, places):
+            if row["solved"]:
+                panel.scatter([x], [row["time_to_solve_s"]], color=colour, s=30, zorder=3)
+            else:
+                panel.scatter([x], [top], facecolors="none", edgecolors="#d62728", s=30, zorder=3)
+        panel.axhline(top, color="#d62728", lw=0.6, ls=":")
+        panel.set_ylim(0, top * 1.12)
+        ticks = [tick for tick in panel.get_yticks() if 0 <= tick < top * 0.92]
+        panel.set_yticks([*ticks, top], [f"{tick:g}" for tick in ticks] + ["not\nsolved"])
+        panel.get_yticklabels()[-1].set_color("#d62728")
+        panel.set_xlabel(f"{search.name} ({search.kind})")
+        if index == 0:
+            panel.set_ylabel("time to solve (s)")
+    figure.suptitle(title)
     return figure

@@ -1,0 +1,117 @@
+"""Ray and Ray Tune for `ntm sweep`: starting Ray, the Tuner of a sweep (or its restore), trial names, progress.
+
+The scheduler is `fifo` (every trial runs to its end) or `asha` (Tune's ASHAScheduler stops trials whose
+held-out cost falls behind, compared at equal training sequences). Ray is imported only here and in a
+trial, and only when a sweep runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ntm.commands.sweep import TUNE_DIR, usage_error
+from ntm.commands.sweep.results import number, status_of
+from ntm.commands.sweep.space import Search
+from ntm.commands.sweep.trial import TrialPlan, run_trial
+from ntm.plots.figures import setting_text
+
+INSTALL_HINT = 'pip install -e ".[sweep]"'
+SCHEDULERS = ("fifo", "asha")
+# ASHA keeps the best 1/REDUCTION of the trials at each rung; with the first rung at 1/REDUCTION**3 of
+# the budget there are four rungs, the last one the whole budget.
+ASHA_REDUCTION = 3
+# Trial names carry the searched values; long ones are cut (the trial number keeps them unique).
+NAME_LIMIT = 96
+
+
+def import_ray():
+    """Ray and Tune, or a one-line UsageError saying how to install them."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise usage_error(f"Ray Tune is not installed; {INSTALL_HINT}") from None
+    return ray, tune
+
+
+def start_ray(ray, address: str | None, num_cpus: int | None) -> bool:
+    """Join the cluster at `address`, or start an embedded Ray; True if this call started (so must stop) it."""
+    if ray.is_initialized():  # a program that started Ray itself keeps it
+        return False
+    options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            # "local": a new Ray of our own, never one that a `ray start` left running on this machine
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        text = " ".join(str(error).split())
+        if "auth" in f"{text} {error.__cause__}".lower():
+            text = ("the cluster wants its token: set RAY_AUTH_MODE=token and the cluster's token "
+                    "(RAY_AUTH_TOKEN, or ~/.ray/auth_token)")
+        where = f"join the Ray cluster at {address}" if address else "start Ray"
+        raise usage_error(f"could not {where}: {text[:300]}") from None
+    return True
+
+
+def trial_name(trial) -> str:
+    """`NNN-flag=value,...`: the trial's number in the sweep and its searched values (a folder name)."""
+    ordinal = trial.trial_id.rsplit("_", 1)[-1]
+    settings = ",".join(f"{dest.replace('_', '-')}={setting_text(value)}" for dest, value in sorted(trial.config.items()))
+    name = f"{ordinal}-{settings}".replace("/", "_").replace(" ", "")
+    return name[:NAME_LIMIT]
+
+
+def progress_lines():
+    """A Tune callback that prints one line to stderr as each trial ends."""
+    from ray import tune
+
+    class TrialLines(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            metrics = trial.last_result or {}
+            status = status_of(metrics, None)
+            if status == "solved":
+                what = f"solved in {number(metrics.get('solved_time')):.1f} s ({metrics.get('solved_sequences'):,} sequences)"
+            else:
+                what = (f"{status} after {int(number(metrics.get('sequences'), 0)):,} sequences, held-out cost "
+                        f"{number(metrics.get('cost')):.3f}")
+            print(f"trial {trial_name(trial)}: {what}", file=sys.stderr)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"trial {trial.trial_id.rsplit('_', 1)[-1]}: failed (see {trial.path})", file=sys.stderr)
+
+    return TrialLines()
+
+
+def make_tuner(tune, plan: TrialPlan, spec: dict[str, Any], searches: list[Search], resume: bool):
+    """The Tuner of the sweep that `spec` (sweep.json) describes, or, with `resume`, the one Tune saved."""
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": plan.cpus_per_trial})
+    tune_dir = Path(plan.sweep_dir) / TUNE_DIR
+    if resume:
+        if not tune.Tuner.can_restore(str(tune_dir)):
+            raise usage_error(f"{tune_dir} holds no Ray Tune state to restore (the sweep stopped before Tune "
+                              f"saved any); start the sweep again in a new --sweep-dir")
+        return tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
+    scheduler = None
+    if spec["scheduler"] == "asha":
+        scheduler = tune.schedulers.ASHAScheduler(
+            # max_t one past the largest budget: reaching its budget ends a trial by itself, after
+            # its report is written; ASHA stopping it there would cut that short
+            time_attr="sequences", metric="cost", mode="min", max_t=spec["budget_sequences"] + 1,
+            grace_period=spec["grace_sequences"], reduction_factor=ASHA_REDUCTION)
+    return tune.Tuner(
+        trainable,
+        param_space={search.flag.dest: search.domain() for search in searches},
+        # reuse_actors: a trial starts in the process of one that ended (JAX already imported, and
+        # a trial that ASHA stops has time to save its checkpoint)
+        tune_config=tune.TuneConfig(num_samples=spec["samples"], scheduler=scheduler, reuse_actors=True,
+                                    max_concurrent_trials=spec["max_concurrent"],
+                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(plan.sweep_dir), verbose=0,
+                                  callbacks=[progress_lines()]),
+    )
