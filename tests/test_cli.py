@@ -248,3 +248,15 @@ def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_
     for a, b in zip(jax.tree.leaves(nnx.state(killed_params, nnx.Param)),
                     jax.tree.leaves(nnx.state(straight_params, nnx.Param))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_none_typed_for_an_optional_setting_turns_it_off_rather_than_keeping_the_default():
+    from ntm.commands.train_flags import settings_from_args
+
+    parser = cli.build_parser(["train", "copy"])
+    off = settings_from_args(parser.parse_args(["train", "copy", "--clip-value", "none", "--lr-drop-below", "none"]))
+    assert off.model_options["clip_value"] is None and off.lr_drop_below is None
+    default = settings_from_args(parser.parse_args(["train", "copy"]))
+    assert "clip_value" not in default.model_options  # not given: the model's own default stands
+    given = settings_from_args(parser.parse_args(["train", "copy", "--lr-drop-below", "0.1"]))
+    assert given.lr_drop_below == 0.1

@@ -74,10 +74,25 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class NoneGiven:
+    """What `--clip-value none` parses to: a flag's None already means "not given" (keep the default)."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+NONE_GIVEN = NoneGiven()
+
+
 def float_or_none(text: str):
     if text.lower() in ("none", "off"):
-        return None
+        return NONE_GIVEN
     return float(text)
+
+
+def as_given(value):
+    """A parsed flag's value as the setting takes it: `none` typed on the command line is None."""
+    return None if value is NONE_GIVEN else value
 
 
 def is_flag(field: dataclasses.Field) -> bool:
@@ -236,7 +251,7 @@ def add_train_flags(parser, task: str | None = None, model: str | None = None, o
 def given_values(args, model: str | None = None) -> dict:
     """The training settings, model options and task options given on the command line; each model
     option must apply to `model` (default: the --model given, else ntm)."""
-    values = {name: getattr(args, name) for name in args.train_fields if getattr(args, name) is not None}
+    values = {name: as_given(getattr(args, name)) for name in args.train_fields if getattr(args, name) is not None}
     model = model or args.model or "ntm"
     model_options, task_options = {}, {}
     for name, owners in args.model_fields.items():
@@ -245,7 +260,7 @@ def given_values(args, model: str | None = None) -> dict:
             continue
         if model not in owners:
             raise UsageError(f"ntm train: {flag(name)} does not apply to --model {model}")
-        model_options[name] = value
+        model_options[name] = as_given(value)
     for name, owners in args.task_fields.items():
         value = getattr(args, name)
         if value is None:
