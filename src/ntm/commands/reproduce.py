@@ -194,8 +194,9 @@ def print_plan(plan: Plan, records: dict[str, dict], console: Console) -> None:
         else:
             trained = trained_seconds(plan.out / name)
             state = f"cut off after {format_minutes(trained)}: resumes" if trained else "to run"
-        console.print(f"  {name}: {plan.seeds_of(model)} seed(s) x {plan.budget(task, model).text()}; {state}")
-    console.print(estimate(plan, records).text())
+        console.print(f"  {name}: {plan.seeds_of(model)} seed(s) x {plan.budget(task, model).text()}; {state}",
+                      soft_wrap=True)
+    console.print(estimate(plan, records).text(), soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- running the pairs
@@ -277,12 +278,14 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
         name = pair_name(task, model)
         if name in records:
             continue
-        console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each {plan.budget(task, model).text()}")
+        console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each {plan.budget(task, model).text()}",
+                      soft_wrap=True)
         records[name] = run_pair(plan, task, model, console)
         write_json_atomically(plan.out / RESULTS_FILE, records)
-        best = records[name]["seeds"][records[name]["best"]]
-        console.print(f"{name}: {best['verdict']} (in {format_minutes(records[name]['elapsed_seconds'])}); "
-                      f"{estimate(plan, records).text()}")
+        seeds = records[name]["seeds"]
+        console.print(f"{name}: {sum(seed['solved'] for seed in seeds)} of {len(seeds)} seed(s) certified solved, in "
+                      f"{format_minutes(records[name]['elapsed_seconds'])}", soft_wrap=True)
+        console.print(estimate(plan, records).text(), soft_wrap=True)
     return write_page(plan, records)
 
 

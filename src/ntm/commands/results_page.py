@@ -220,8 +220,9 @@ def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[
             else:
                 found = plot_ngram_contexts(best_dir, out)
                 words = (f"The best NTM seed's mean read weighting for each 5-bit context, and its write weighting "
-                         f"one step later (the paper's Figure 15): the 32 contexts read {found.distinct} distinct "
-                         f"slots, and {found.correlation:.0%} of reads are at their context's slot.")
+                         f"one step later (the paper's Figure 15): the {found.contexts} contexts seen read "
+                         f"{found.distinct} distinct slots, and {found.correlation:.0%} of reads are at their "
+                         "context's slot.")
             lines += [words, "", f"![{task} addressing](results/{found.path.name})", ""]
     return lines
 

@@ -159,7 +159,8 @@ def traced_batch(run_dir: Path | str, sequences: int = ADDRESSING_SEQUENCES):
 class Addressing(NamedTuple):
     path: Path
     correlation: float  # priority sort: write location against priority; N-grams: share of reads at the context's slot
-    distinct: int  # priority sort: write locations used; N-grams: distinct slots of the contexts
+    distinct: int  # priority sort: write locations used; N-grams: distinct slots of the contexts seen
+    contexts: int = 0  # N-grams: contexts seen in the traced sequences
 
 
 def priority_sort_addressing(priorities: np.ndarray, write_weights: np.ndarray, read_weights: np.ndarray,
@@ -243,6 +244,7 @@ def plot_ngram_contexts(run_dir: Path | str, out: Path | str, sequences: int = A
     writes = weights_by_context(trace["write_weights"][:, 1:], context[:, :-1], mask[:, :-1], contexts)
     home = reads.argmax(axis=1)  # each context's slot
     chosen = (context >= 0) & (mask > 0)
+    seen = np.unique(context[chosen])
     at_home = trace["read_weights"][..., 0, :].argmax(-1)[chosen] == home[context[chosen]]
     share = float(at_home.mean()) if at_home.size else math.nan
     figure = new_figure(13.0, 5.0)
@@ -253,8 +255,8 @@ def plot_ngram_contexts(run_dir: Path | str, out: Path | str, sequences: int = A
                             interpolation="nearest")
         axes.set(xlabel="memory location", ylabel=f"context (last {task.context_bits} bits as a number)", title=title)
         figure.colorbar(image, ax=axes, fraction=0.04)
-    distinct = len(np.unique(home))
-    figure.suptitle(f"N-grams: mean weighting by context ({sequences} fresh sequences); the {contexts} contexts read "
-                    f"{distinct} distinct slots; {share:.0%} of reads at their context's slot "
+    distinct = len(np.unique(home[seen]))
+    figure.suptitle(f"N-grams: mean weighting by context ({sequences} fresh sequences); the {len(seen)} contexts seen "
+                    f"read {distinct} distinct slots; {share:.0%} of reads at their context's slot "
                     "(cf. the paper's Figure 15)", fontsize=11)
-    return Addressing(save_figure(figure, out), share, distinct)
+    return Addressing(save_figure(figure, out), share, distinct, len(seen))
