@@ -18,7 +18,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ntm.plots.figures import (
     WEIGHT_CMAP,
@@ -114,7 +114,9 @@ def seed_curves_figure(models: Mapping[str, Sequence[Sequence[Record]]], title: 
                 axes.fill_between(band.sequences, low, high, color=colour, alpha=0.2, lw=0,
                                   gid=f"spread_{field}/{name}")
         axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
         axes.xaxis.set_major_formatter(FuncFormatter(count_formatter))
+        axes.xaxis.set_minor_formatter(NullFormatter())
         axes.grid(True, which="major", alpha=0.3)
     log_y_axis(cost_axes)
     cost_axes.set_ylabel("cost per sequence (bits)")
