@@ -1,18 +1,30 @@
 """`ntm reproduce`: the paper's five tasks with the NTM, its LSTM baseline and the DNC, in one command.
 
-Every (task, model) pair trains on the task's defaults for that model within the same wall-time
-budget per run (`--minutes`), K seeds side by side, into `OUT/TASK-MODEL/`, as one experiment
-(`ntm.experiment`): the best seed is judged on 1,000 fresh sequences per test value and gets its report.md. A pair that finished is recorded in `OUT/results.json`
-and skipped when the command runs again, and a pair cut off mid-run resumes from its checkpoints,
-so a killed reproduction goes on where it stopped. The results page (`--page`, default
-docs/results.md) puts our figures beside the paper's, with a learning-curve figure per task and
-generalisation pictures for copy and repeat copy.
+Every (task, model) pair trains on the task's defaults for that model within the task's own budget per
+seed (`Task.reproduction_budget`: training sequences and a cap in minutes, whichever ends first; a seed
+also stops once its stop rule certifies it solved), K seeds side by side into `OUT/TASK-MODEL/`, as one
+experiment (`ntm.experiment`); every seed then gets its final table on 1,000 fresh sequences per test
+value. By default the NTM gets 4 seeds (at least three, and two per core on a 2-core machine), the LSTM
+and the DNC one each; `--seeds`, `--baseline-seeds`, `--minutes` (every pair's cap) and `--scale` (every
+budget times F) change that.
+
+A pair that finished is recorded in `OUT/results.json` and skipped when the command runs again, and a pair
+cut off mid-run resumes from its checkpoints, so a killed reproduction goes on where it stopped. Before
+the run and after each pair the command prints what is left and how long it should take: at most the
+budgets' minutes, and at the pace of the pairs already finished. `--dry-run` prints only that.
+
+The results page (`--page`, default docs/results.md; `ntm.commands.results_page`) puts our figures beside
+the paper's and other published ones (`ntm.published`). `--ship` copies each task's best NTM seed into the
+package's pretrained models with its figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
+import math
+import os
+import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +32,39 @@ from rich.console import Console
 
 from ntm import tasks
 from ntm.rundir import read_json, write_json_atomically
+from ntm.training.records import Training, of_kind
 from ntm.training.runs import RunDirectory, SeedGroup
 
 RESULTS_FILE = "results.json"
 MODELS = ("ntm", "lstm", "dnc")
+# Records of another version are made again (from the run directories: nothing retrains).
+RECORD_VERSION = 2
+DEFAULT_SEEDS = 4
+# Until a pair has finished, evaluating one seed (its final table, report, pictures) is taken to cost this.
+EVALUATION_ALLOWANCE_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """One seed's budget: training sequences and a wall-time cap, whichever ends first."""
+
+    sequences: int
+    minutes: float
+
+    def text(self) -> str:
+        return f"{self.sequences:,} sequences or {format_minutes(self.minutes * 60)}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     out: Path
     page: Path
     tasks: tuple[str, ...] = tuple(tasks.names())
     models: tuple[str, ...] = MODELS
-    minutes: float = 4.0
-    seeds: int = 1
+    seeds: int = DEFAULT_SEEDS  # of the NTM
+    baseline_seeds: int = 1  # of the LSTM and the DNC
+    minutes: float | None = None  # every pair's cap instead of its task's
+    scale: float = 1.0  # every budget (sequences and minutes) times this
     eval_sequences: int = 1000
 
     def __post_init__(self):
@@ -41,128 +74,249 @@ class Plan:
         for name in self.models:
             if name not in MODELS:
                 raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-        if not self.minutes > 0 or self.seeds < 1 or self.eval_sequences < 1:
-            raise ValueError("--minutes, --seeds and --eval-sequences must be positive")
+        if not self.tasks or not self.models:
+            raise ValueError("--tasks and --models must name at least one each")
+        if self.seeds < 1 or self.baseline_seeds < 1 or self.eval_sequences < 1:
+            raise ValueError("--seeds, --baseline-seeds and --eval-sequences must be at least 1")
+        for name in ("minutes", "scale"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ValueError(f"--{name} must be a positive number, got {value!r}")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(task, model) for task in self.tasks for model in self.models]
+
+    def seeds_of(self, model: str) -> int:
+        return self.seeds if model == "ntm" else self.baseline_seeds
+
+    def budget(self, task: str, model: str) -> Budget:
+        """The task's budget for `model`, scaled, with the cap of `--minutes` where given."""
+        declared = tasks.get(task).reproduction_budget(model)
+        minutes = self.minutes if self.minutes is not None else declared["minutes"] * self.scale
+        return Budget(max(1, round(declared["sequences"] * self.scale)), float(minutes))
+
+    def flags(self) -> str:
+        """The command line of this plan, as the page quotes it."""
+        words = ["ntm reproduce"]
+        if self.tasks != tuple(tasks.names()):
+            words.append(f"--tasks {','.join(self.tasks)}")
+        if self.models != MODELS:
+            words.append(f"--models {','.join(self.models)}")
+        words += [f"--seeds {self.seeds}", f"--baseline-seeds {self.baseline_seeds}"]
+        if self.minutes is not None:
+            words.append(f"--minutes {self.minutes:g}")
+        if self.scale != 1.0:
+            words.append(f"--scale {self.scale:g}")
+        return " ".join(words)
+
+
+def pair_name(task: str, model: str) -> str:
+    return f"{task}-{model}"
+
+
+# ----------------------------------------------------------------------------- what is left, and how long
+
+
+def trained_seconds(run_dir: Path) -> float:
+    """How long a cut-off pair has trained already: the longest seed's last logged time (0 if none)."""
+    if not SeedGroup.holds_run(run_dir):
+        return 0.0
+    try:
+        directories = SeedGroup.open(run_dir).directories
+    except (ValueError, OSError):
+        return 0.0
+    times = [row.time for directory in directories if directory.exists
+             for row in of_kind(directory.records(), Training)[-1:] if math.isfinite(row.time)]
+    return max(times, default=0.0)
+
+
+def bound_seconds(plan: Plan, task: str, model: str) -> float:
+    """The most a pair may take from the start: its cap in minutes and the evaluation of each seed."""
+    return plan.budget(task, model).minutes * 60 + EVALUATION_ALLOWANCE_S * plan.seeds_of(model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    pending: list[str]  # pairs not recorded yet, in the order they run
+    bound: float  # seconds at most, by the budgets
+    likely: float | None  # seconds at the pace of the finished pairs (None before any finished)
+    finished: int
+
+    def text(self) -> str:
+        if not self.pending:
+            return f"all {self.finished} pairs done"
+        words = f"left: {len(self.pending)} pair(s), at most {format_minutes(self.bound)} by their budgets"
+        if self.likely is not None:
+            words += f"; about {format_minutes(self.likely)} at the pace of the {self.finished} finished"
+        return words
+
+
+def estimate(plan: Plan, records: dict[str, dict]) -> Estimate:
+    """What is left of the plan and how long it should take.
+
+    At most: each pending pair's cap and evaluation allowance, less what a cut-off pair has trained already.
+    Likely: each of those bounds times the share of its bound that the finished pairs of the same model
+    took (of any model where none of the same has finished): an NTM that is certified early takes a small
+    share, a baseline that trains to its cap all of it."""
+    pending = [(task, model) for task, model in plan.pairs() if pair_name(task, model) not in records]
+    finished = [record for record in records.values() if record.get("budget_seconds")]
+
+    def pace(model: str | None) -> float | None:
+        chosen = [record for record in finished if model is None or record["model"] == model]
+        if not chosen:
+            return None
+        return sum(record["elapsed_seconds"] for record in chosen) / sum(record["budget_seconds"] for record in chosen)
+
+    bounds = {(task, model): max(bound_seconds(plan, task, model) - trained_seconds(plan.out / pair_name(task, model)),
+                                 EVALUATION_ALLOWANCE_S * plan.seeds_of(model))
+              for task, model in pending}
+    likely = None
+    if finished:
+        likely = sum(bound * min(pace(model) if pace(model) is not None else pace(None), 1.0)
+                     for (_, model), bound in bounds.items())
+    return Estimate([pair_name(*pair) for pair in pending], sum(bounds.values()), likely, len(records))
+
+
+def format_minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_plan(plan: Plan, records: dict[str, dict], console: Console) -> None:
+    """Each pair with its seeds, budget and state, then what is left."""
+    for task, model in plan.pairs():
+        name = pair_name(task, model)
+        if name in records:
+            state = f"done in {format_minutes(records[name]['elapsed_seconds'])}"
+        else:
+            trained = trained_seconds(plan.out / name)
+            state = f"cut off after {format_minutes(trained)}: resumes" if trained else "to run"
+        console.print(f"  {name}: {plan.seeds_of(model)} seed(s) x {plan.budget(task, model).text()}; {state}",
+                      soft_wrap=True)
+    console.print(estimate(plan, records).text(), soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- running the pairs
+
+
+def machine_text() -> str:
+    """This machine in a few words: CPU model, cores, XLA devices, JAX version."""
+    import jax
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    devices = jax.devices()
+    return (f"{model}, {os.cpu_count()} cores, {len(devices)} {devices[0].platform.upper()} device(s) for XLA, "
+            f"JAX {jax.__version__}")
+
+
+def seed_record(plan: Plan, seed, conclusion) -> dict[str, Any]:
+    """One seed in results.json: its training figures, its verdict and final table."""
+    return {"seed": seed.seed, "run_dir": os.path.relpath(seed.run_dir, plan.out), "solved": conclusion.solved,
+            "solved_sequences": seed.solved_sequences, "solved_seconds": seed.solved_time,
+            "sequences": seed.sequences, "steps": seed.step, "seconds": seed.wall_time, "diverged": seed.diverged,
+            "verdict": conclusion.verdict, "rows": conclusion.rows}
 
 
 def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
-    """Train (or resume) one (task, model) pair, evaluate its best seed; the record of results.json."""
-    from ntm.experiment import run_experiment
+    """Train (or resume) one pair within its budget, give every seed its final table; the pair's record."""
+    from ntm.experiment import conclude, run_experiment
     from ntm.training import TrainSettings
 
-    run_dir = plan.out / f"{task}-{model}"
+    run_dir = plan.out / pair_name(task, model)
+    budget = plan.budget(task, model)
+    fields = {"sequences": budget.sequences, "minutes": budget.minutes, "until_solved": True}
+    started, before = time.perf_counter(), trained_seconds(run_dir)
     quiet = dict(eval_sequences=plan.eval_sequences, console=console, progress=False)
     if SeedGroup.holds_run(run_dir):
-        experiment = run_experiment(run_dir=run_dir, resume=True, **quiet)
+        experiment = run_experiment(run_dir=run_dir, resume=True, budget=fields, **quiet)
     else:
-        settings = TrainSettings.for_task(task, model, minutes=plan.minutes, max_steps=10**9)
-        experiment = run_experiment(settings, run_dir=run_dir, seeds=plan.seeds, **quiet)
-    result, best = experiment.result, experiment.best
-    solve_times = [r.solved_time for r in result.seeds if r.solved]
+        settings = TrainSettings.for_task(task, model, **fields)
+        experiment = run_experiment(settings, run_dir=run_dir, seeds=plan.seeds_of(model), **quiet)
+    seeds = []
+    for seed in experiment.result.seeds:
+        conclusion = (experiment.conclusion if seed.run_dir == experiment.best.run_dir
+                      else conclude(seed.run_dir, None, plan.eval_sequences))
+        seeds.append(seed_record(plan, seed, conclusion))
+    best = next(i for i, seed in enumerate(experiment.result.seeds) if seed.run_dir == experiment.best.run_dir)
     return {
-        "task": task, "model": model, "run_dir": str(best.run_dir), "seeds": len(result.seeds),
-        "passed": len(solve_times), "solved": experiment.solved, "verdict": experiment.verdict,
-        "median_solve_seconds": statistics.median(solve_times) if solve_times else None,
-        "worst_solve_seconds": max(solve_times) if solve_times else None,
-        "solved_sequences": best.solved_sequences, "sequences": best.sequences, "seconds": best.wall_time,
-        "parameters": RunDirectory(best.run_dir).config.parameters,
-        "key": experiment.conclusion.task.generalisation_key, "rows": experiment.rows,
-        "settings": result.settings.to_dict(),
+        "version": RECORD_VERSION, "task": task, "model": model, "key": experiment.conclusion.task.generalisation_key,
+        "budget": dataclasses.asdict(budget), "seeds": seeds, "best": best,
+        "parameters": RunDirectory(experiment.best.run_dir).config.parameters,
+        "settings": experiment.result.settings.to_dict(),
+        "elapsed_seconds": before + time.perf_counter() - started,
+        "budget_seconds": bound_seconds(plan, task, model), "machine": machine_text(),
+        "finished_at": time.strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def read_records(plan: Plan) -> dict[str, dict]:
+    """results.json's records of this version (others are made again, from the run directories)."""
+    path = plan.out / RESULTS_FILE
+    records = read_json(path) if path.is_file() else {}
+    return {name: record for name, record in records.items() if record.get("version") == RECORD_VERSION}
 
 
 def reproduce(plan: Plan, console: Console | None = None) -> Path:
     """Run every pair of the plan not yet recorded, then write the results page; returns its path."""
+    from ntm.commands.results_page import write_page
+
     console = console or Console(stderr=True)
     plan.out.mkdir(parents=True, exist_ok=True)
-    record_path = plan.out / RESULTS_FILE
-    records = read_json(record_path) if record_path.is_file() else {}
-    for task in plan.tasks:
-        for model in plan.models:
-            key = f"{task}-{model}"
-            if key in records:
-                continue
-            console.print(f"[bold]{key}[/]: training up to {plan.minutes:g} min x {plan.seeds} seed(s)")
-            records[key] = run_pair(plan, task, model, console)
-            write_json_atomically(record_path, records)
-            console.print(f"{key}: {records[key]['verdict']}")
+    records = read_records(plan)
+    print_plan(plan, records, console)
+    for task, model in plan.pairs():
+        name = pair_name(task, model)
+        if name in records:
+            continue
+        console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each {plan.budget(task, model).text()}",
+                      soft_wrap=True)
+        records[name] = run_pair(plan, task, model, console)
+        write_json_atomically(plan.out / RESULTS_FILE, records)
+        seeds = records[name]["seeds"]
+        console.print(f"{name}: {sum(seed['solved'] for seed in seeds)} of {len(seeds)} seed(s) certified solved, in "
+                      f"{format_minutes(records[name]['elapsed_seconds'])}", soft_wrap=True)
+        console.print(estimate(plan, records).text(), soft_wrap=True)
     return write_page(plan, records)
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+# ----------------------------------------------------------------------------- pretrained models
 
 
-def row_text(row: dict, key: str) -> str:
-    figure = f"{row['bit_errors']:.2f} err"
-    if "excess_cost" in row:
-        figure = f"{row['cost']:.1f} bits ({row['excess_cost']:+.1f} vs optimal)"
-    return f"{key} {row[key]}: {figure}"
-
-
-def write_page(plan: Plan, records: dict[str, dict]) -> Path:
-    """The results page: a table per task (ours beside the paper's), curves and pictures."""
-    from ntm.plots import figures
-    from ntm.plots.runs import show_run
-
-    page_dir = plan.page.parent
-    image_dir = page_dir / "results"
-    lines = ["# The paper's five tasks, reproduced", "",
-             f"Generated by `ntm reproduce --minutes {plan.minutes:g} --seeds {plan.seeds}` on this project's "
-             f"2-core CPU: every model trains on the task's own defaults for at most {plan.minutes:g} minutes per "
-             f"run; the best seed is then judged on {plan.eval_sequences:,} fresh sequences per test value "
-             "(mean per sequence; `*` marks values outside the training range). \"Solved\" means the held-out "
-             "check passed twice in a row on 1,000 fresh sequences each and no row of the table inside the "
-             "training range fails.", ""]
-    for task in plan.tasks:
-        present = [records[f"{task}-{m}"] for m in plan.models if f"{task}-{m}" in records]
-        if not present:
-            continue
-        task_object = tasks.get(task)
-        lines += [f"## {task}", "", f"Solved: {task_object.solve_description}. Why: {task_object.solve_reason}.", "",
-                  "| model | parameters | seeds passed | time to solve (median / worst) | sequences to solve | "
-                  "result | generalisation | paper |", "|---|---|---|---|---|---|---|---|"]
-        for record in present:
-            paper = task_object.PAPER_RESULTS.get(record["model"], "-")
-            generalisation = "; ".join(row_text(row, record["key"]) + ("" if row["in_training_range"] else "*")
-                                       for row in record["rows"])
-            parameters = f"{record['parameters']:,}" if record["parameters"] else "-"
-            lines.append(
-                f"| {record['model']} | {parameters} | {record['passed']}/{record['seeds']} | "
-                f"{format_seconds(record['median_solve_seconds'])} / {format_seconds(record['worst_solve_seconds'])} | "
-                f"{record['solved_sequences'] or '-'} | {record['verdict']} | {generalisation} | {paper} |")
-        curves = {record["model"]: RunDirectory(record["run_dir"]).records() for record in present}
-        curve_path = figures.plot_learning_curves(curves, image_dir / f"{task}-learning.png",
-                                                  f"{task}: NTM against its baselines (best seed of each)")
-        lines += ["", f"![{task} learning curves](results/{curve_path.name})", ""]
-        for record in present:
-            for value in task_object.PICTURE_VALUES if record["model"] in ("ntm", "lstm") else ():
-                shown = show_run(Path(record["run_dir"]), value, out=image_dir / f"{task}-{record['model']}-{value}.png")
-                lines += [f"{record['model']}, {task_object.generalisation_key} {value}: {shown.bit_errors} bit errors "
-                          f"of {shown.scored_bits}", "", f"![{task} {record['model']} {value}](results/{shown.path.name})",
-                          ""]
-    plan.page.parent.mkdir(parents=True, exist_ok=True)
-    plan.page.write_text("\n".join(lines) + "\n")
-    return plan.page
-
-
-def ship(records: dict[str, dict], root: Path | None = None) -> list[str]:
-    """Ship each task's NTM of a reproduction as a pretrained model (package data), with its figures."""
+def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> list[str]:
+    """Ship each task's best NTM seed of a reproduction as its pretrained model (package data), with the figures
+    it was recorded with: its final table, training sequences and time, and how its seeds did."""
     from ntm.saving import add_pretrained, load
 
     shipped = []
     for record in records.values():
         if record["model"] != "ntm":
             continue
-        settings = record["settings"]
-        add_pretrained(record["task"], load(record["run_dir"]), task=record["task"],
-                       task_options=settings.get("task_options", {}), training_sequences=record["sequences"],
-                       wall_time=record["seconds"], eval_key=record["key"], eval_rows=record["rows"],
-                       notes=f"ntm reproduce: {record['verdict']}", root=root)
+        best = record["seeds"][record["best"]]
+        certified = sum(seed["solved"] for seed in record["seeds"])
+        when = (f"certified at {best['solved_sequences']:,} sequences" if best["solved"]
+                else f"not certified within {best['sequences']:,} sequences")
+        add_pretrained(record["task"], load(plan.out / best["run_dir"]), task=record["task"],
+                       task_options=record["settings"].get("task_options", {}), training_sequences=best["sequences"],
+                       training_steps=best["steps"], wall_time=best["seconds"], eval_key=record["key"],
+                       eval_rows=best["rows"],
+                       notes=(f"ntm reproduce: the best of {len(record['seeds'])} seeds (seed {best['seed']}), "
+                              f"{when}; {certified} of {len(record['seeds'])} seeds certified; {best['verdict']}"),
+                       root=root)
         shipped.append(record["task"])
     return shipped
+
+
+# ----------------------------------------------------------------------------- the command
 
 
 def add_commands(commands) -> None:
@@ -173,20 +327,34 @@ def add_commands(commands) -> None:
     command.add_argument("--page", default="docs/results.md", help="the results page (default docs/results.md)")
     command.add_argument("--tasks", default=",".join(tasks.names()), help="comma-separated tasks (default all)")
     command.add_argument("--models", default=",".join(MODELS), help="comma-separated models (default ntm,lstm,dnc)")
-    command.add_argument("--minutes", type=float, default=4.0, help="training budget per run (default 4)")
-    command.add_argument("--seeds", type=int, default=1, help="seeds per run, trained side by side (default 1)")
+    command.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                         help=f"NTM seeds per task, trained side by side (default {DEFAULT_SEEDS})")
+    command.add_argument("--baseline-seeds", type=int, default=1, help="LSTM and DNC seeds per task (default 1)")
+    command.add_argument("--minutes", type=float, default=None,
+                         help="every run's wall-time cap instead of its task's (default: each task's own)")
+    command.add_argument("--scale", type=float, default=1.0,
+                         help="multiply every task's budget (sequences and minutes) by this, e.g. 0.1 for a look")
     command.add_argument("--eval-sequences", type=int, default=1000, help="fresh sequences per test value")
-    command.add_argument("--ship", action="store_true", help="also ship each task's NTM as a pretrained model "
-                                                            "(into the package's pretrained_models folder)")
+    command.add_argument("--dry-run", action="store_true", help="print the pairs, their budgets and the time "
+                                                               "left, and train nothing")
+    command.add_argument("--ship", action="store_true", help="also ship each task's best NTM seed as its pretrained "
+                                                            "model (into the package's pretrained_models folder)")
     command.set_defaults(handler=run_command)
 
 
 def run_command(args, console: Console) -> int:
+    from ntm.runtime import set_host_devices
+
     plan = Plan(Path(args.out), Path(args.page), tuple(t for t in args.tasks.split(",") if t),
-                tuple(m for m in args.models.split(",") if m), args.minutes, args.seeds, args.eval_sequences)
+                tuple(m for m in args.models.split(",") if m), args.seeds, args.baseline_seeds, args.minutes,
+                args.scale, args.eval_sequences)
+    if args.dry_run:
+        print_plan(plan, read_records(plan), Console())
+        return 0
+    set_host_devices(8, plan.seeds)  # before JAX starts: one CPU device per core where the seeds or batches divide
     page = reproduce(plan, console)
     Console().print(f"results page: {page}")
     if args.ship:
-        shipped = ship(read_json(plan.out / RESULTS_FILE))
+        shipped = ship(plan, read_records(plan))
         Console().print(f"shipped as pretrained: {', '.join(shipped) or 'none'}")
     return 0

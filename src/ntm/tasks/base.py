@@ -61,8 +61,9 @@ class Task(abc.ABC):
       _fill(rng, batch, d)    draw `len(batch.lengths)` sequences at difficulty `d` with `rng` and write
                               them into the zeroed arrays of `batch` in place: inputs, targets (bits, 0
                               or 1) and mask (1 where scored) up to each sequence's length, and lengths
-    Optional: TRAINING_DEFAULTS (settings per model), `sequence_stats` with its own `solve_metric`,
-    `reference_costs`, `_check_extra` (more checks of a difficulty), `axis_label`, `solve_reason`.
+    Optional: TRAINING_DEFAULTS (settings per model), REPRODUCTION_BUDGET (`ntm reproduce`'s, per model),
+    `sequence_stats` with its own `solve_metric`, `reference_costs`, `_check_extra` (more checks of a
+    difficulty), `axis_label`, `solve_reason`.
     """
 
     name: ClassVar[str]
@@ -292,6 +293,25 @@ class Task(abc.ABC):
     PAPER_RESULTS: ClassVar[dict[str, str]] = {}
     # Test values drawn as generalisation pictures by `ntm reproduce` (the paper's Figures 4 and 8).
     PICTURE_VALUES: ClassVar[tuple[int, ...]] = ()
+    # `ntm reproduce`'s budget per seed, by model: training sequences and a wall-time cap in minutes,
+    # whichever ends first (a run also stops once its stop rule certifies it solved). A model left out
+    # gets BASELINE_BUDGET (the NTM: its TRAINING_DEFAULTS step cap instead of those sequences).
+    REPRODUCTION_BUDGET: ClassVar[dict[str, dict[str, float]]] = {}
+    # The paper trains its LSTM baselines to 1,000,000 sequences; on this project's 2-core CPU the big
+    # LSTMs reach a fraction of that, so the minutes bound them: 20 per run keeps the ten baseline runs
+    # of `ntm reproduce` near 3.5 hours.
+    BASELINE_BUDGET: ClassVar[dict[str, float]] = {"sequences": 1_000_000, "minutes": 20.0}
+
+    def reproduction_budget(self, model: str) -> dict[str, float]:
+        """`ntm reproduce`'s budget per seed for `model`: {"sequences": int, "minutes": float} (a copy)."""
+        budget = dict(self.BASELINE_BUDGET)
+        if model == "ntm" and "max_steps" in self.TRAINING_DEFAULTS.get("ntm", {}):
+            defaults = self.training_defaults("ntm")
+            budget["sequences"] = defaults["max_steps"] * defaults.get("batch_size", 8)
+        budget.update(self.REPRODUCTION_BUDGET.get(model, {}))
+        budget["sequences"] = int(budget["sequences"])
+        budget["minutes"] = float(budget["minutes"])
+        return budget
 
     def training_defaults(self, model: str) -> dict[str, Any]:
         """This task's default TrainSettings fields for `model` (a copy): the task's own, over the
