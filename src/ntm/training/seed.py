@@ -226,6 +226,8 @@ class Seed:
                 p.solved_step, p.solved_sequences = p.step, p.sequences
                 p.solved_time = p.wall_time
                 self.log.write(Solved(p.step, sequences=p.sequences, time=p.solved_time))
+        # A time budget can run out during the check itself: the last, unscreened check then follows at once.
+        self.final_due = not final and not self.active and not p.solved and not p.diverged
         if self.on_held_out is not None:
             self.on_held_out(check, p)
 
