@@ -115,6 +115,16 @@ def _outer_sum(slot_vectors, width_vectors, slots_last: bool):
     return jnp.einsum("bkn,bkm->bmn" if slots_last else "bkn,bkm->bnm", slot_vectors, width_vectors)
 
 
+def _per_head_dots(per_head_memories, width_vectors, slots_last: bool):
+    """sum_m v[b,k,m] x[b,k,n,m] for one memory-sized x per k: [B,K,(memory layout)], [B,K,M] -> [B,K,N]."""
+    return jnp.einsum("bkmn,bkm->bkn" if slots_last else "bknm,bkm->bkn", per_head_memories, width_vectors)
+
+
+def _per_head_weighted_rows(per_head_memories, slot_vectors, slots_last: bool):
+    """sum_n w[b,k,n] x[b,k,n,m] for one memory-sized x per k: [B,K,(memory layout)], [B,K,N] -> [B,K,M]."""
+    return jnp.einsum("bkmn,bkn->bkm" if slots_last else "bknm,bkn->bkm", per_head_memories, slot_vectors)
+
+
 def _outer(slot_vectors, width_vectors, slots_last: bool):
     """w[b,k,n] v[b,k,m] per k -> [B,K,(memory layout)]."""
     if slots_last:
@@ -125,6 +135,11 @@ def _outer(slot_vectors, width_vectors, slots_last: bool):
 def _per_slot(values, slots_last: bool):
     """[B,N] -> broadcastable against the memory."""
     return values[:, None, :] if slots_last else values[:, :, None]
+
+
+def _per_width(values, slots_last: bool):
+    """[B,M] -> broadcastable against the memory."""
+    return values[:, :, None] if slots_last else values[:, None, :]
 
 
 def _addressing_tail(similarity, previous, strengths, gates, shift_weights, gammas):
@@ -141,22 +156,39 @@ def _erase_factors(write_weights, erase, slots_last: bool):
     return 1.0 - _outer(write_weights, erase, slots_last)
 
 
-def _keep_and_others(factors):
-    """The product of all write heads' factors, and for each head the product of the others.
+def _keep(factors):
+    """The product of all write heads' erase factors: [B,W,(layout)] -> memory layout."""
+    keep = factors[:, 0]
+    for h in range(1, factors.shape[1]):
+        keep = keep * factors[:, h]
+    return keep
 
-    Products of the others, not keep / factor: a factor is 0 where a head erases fully.
+
+def _erase_gradients(memory, d_new, write_weights, erase, slots_last: bool):
+    """Gradients through the erase of new = memory * keep + adds, keep = prod_h factor_h, factor_h = 1 - w_h e_h^T.
+
+    d factor_h = d_new * memory * prod_{j != h} factor_j. The product of the other heads' factors is
+    keep / factor_h, except where a factor is exactly 0 (a head erasing fully: w = e = 1 in float32):
+    there it is the product of the nonzero factors if factor_h is the only zero, and 0 if another
+    factor is zero too. Counting the zeros keeps this exact with one broadcast expression over
+    [B,W,(layout)]: running products over the heads, or stacks of them, made XLA recompute chains
+    of products inside its reductions (several times slower at 5 write heads).
+    Returns (d memory [memory layout] = d_new * keep, d write weights [B,W,N], d erase [B,W,M]).
     """
-    heads = factors.shape[1]
-    if heads == 1:
-        return factors[:, 0], [None]
-    others = []
-    for h in range(heads):
-        rest = [factors[:, j] for j in range(heads) if j != h]
-        product = rest[0]
-        for factor in rest[1:]:
-            product = product * factor
-        others.append(product)
-    return others[0] * factors[:, 0], others
+    factors = _erase_factors(write_weights, erase, slots_last)  # [B,W,(layout)]
+    d_keep = d_new * memory
+    if factors.shape[1] == 1:
+        keep, d_factors = factors[:, 0], d_keep[:, None]
+    else:
+        zero = factors == 0
+        nonzero = jnp.where(zero, 1.0, factors)
+        nonzero_product = jnp.prod(nonzero, axis=1)
+        zeros = jnp.sum(zero, axis=1, dtype=jnp.int32)  # how many heads erase each cell fully
+        keep = jnp.where(zeros > 0, 0.0, nonzero_product)
+        d_factors = jnp.where(zeros[:, None] > zero, 0.0, (d_keep * nonzero_product)[:, None] / nonzero)
+    d_write_weights = -_per_head_dots(d_factors, erase, slots_last)
+    d_erase = -_per_head_weighted_rows(d_factors, write_weights, slots_last)
+    return d_new * keep, d_write_weights, d_erase
 
 
 # ----------------------------------------------------------------------------- the custom VJP
@@ -172,7 +204,7 @@ def _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, er
     weights, tail_vjp = jax.vjp(_addressing_tail, similarity, previous, strengths, gates, shift_weights, gammas)
     read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
     reads = _weighted_rows(memory, read_weights, slots_last)
-    keep, _ = _keep_and_others(_erase_factors(write_weights, erase, slots_last))
+    keep = _keep(_erase_factors(write_weights, erase, slots_last))
     new_memory = memory * keep + _outer_sum(write_weights, add, slots_last)
     # Residuals: the previous memory and [B,H,N]-sized values only; `keep` is recomputed.
     residuals = (memory, keys, key_norms, row_norms, similarity, weights, erase, add, tail_vjp)
@@ -196,19 +228,11 @@ def _memory_step_bwd(read_heads, slots_last, residuals, cotangents):
     memory, keys, key_norms, row_norms, similarity, weights, erase, add, tail_vjp = residuals
     d_weights, d_reads, d_new = cotangents
     read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
-    width_axis = _width_axis(slots_last)
-    slot_axis = 3 if slots_last else 2  # of [B,W,(layout)] arrays
 
     # Pass 1: the write (new = memory * keep + sum_h w_h a_h^T) and the reads (r = w M).
-    factors = _erase_factors(write_weights, erase, slots_last)
-    keep, others = _keep_and_others(factors)
-    d_keep = d_new * memory
-    # d factor_h = d_keep * prod_{j != h} factor_j; factor_h = 1 - w_h e_h^T.
-    d_factors = jnp.stack([d_keep if other is None else d_keep * other for other in others], axis=1)
-    erase_b = erase[:, :, None, :] if not slots_last else erase[:, :, :, None]
-    write_b = write_weights[:, :, :, None] if not slots_last else write_weights[:, :, None, :]
-    d_write_weights = _dots(d_new, add, slots_last) - jnp.sum(d_factors * erase_b, axis=width_axis + 1)
-    d_erase = -jnp.sum(d_factors * write_b, axis=slot_axis)
+    d_memory_through_keep, d_write_weights, d_erase = _erase_gradients(memory, d_new, write_weights, erase,
+                                                                       slots_last)
+    d_write_weights = d_write_weights + _dots(d_new, add, slots_last)
     d_add = _weighted_rows(d_new, write_weights, slots_last)
     d_read_weights = _dots(memory, d_reads, slots_last)
     d_weights = d_weights + jnp.concatenate([d_read_weights, d_write_weights], axis=1)
@@ -224,7 +248,7 @@ def _memory_step_bwd(read_heads, slots_last, residuals, cotangents):
     # All of the memory's gradient in one sum: through keep, the reads and the dot products, and
     # the row norms.
     d_memory = (
-        d_new * keep
+        d_memory_through_keep
         + _outer_sum(jnp.concatenate([read_weights, d_dots], axis=1), jnp.concatenate([d_reads, keys], axis=1),
                      slots_last)
         + memory * _per_slot(d_row_norms / row_norms, slots_last)
