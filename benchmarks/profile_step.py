@@ -13,7 +13,7 @@ and the JAX operation they came from, then the time per kind of work:
 Op times are XLA's thunk times, summed over the 41 time steps; on a loaded machine they include
 time the op was preempted.
 
-    python benchmarks/profile_step.py [--batch-size 32] [--memory-step fused] [--top 25]
+    python benchmarks/profile_step.py [--batch-size 32] [--memory-step fused] [--heads 1+1] [--top 25]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--memory-step", default="fused")
+    parser.add_argument("--heads", default="1+1", help="read heads + write heads")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
@@ -59,8 +60,10 @@ def main() -> None:
 
     import stepkit
 
+    reads, _, writes = args.heads.partition("+")
     bench = stepkit.prepare("copy", batch_size=args.batch_size, devices=1,
-                            model_options={"memory_step": args.memory_step})
+                            model_options={"memory_step": args.memory_step, "read_heads": int(reads),
+                                           "write_heads": int(writes)})
     bench.seconds_per_step(10)
     hlo = bench.step.lower(*bench.state, bench.batch, bench.keys, bench.active).compile().as_text()
     instructions = {}
@@ -85,7 +88,7 @@ def main() -> None:
                     continue
                 total[name] += event.duration_ns / args.steps
                 calls[name] += 1 / args.steps
-    print(f"copy, batch {args.batch_size}, memory step {args.memory_step}: {seconds * 1e3:.2f} ms per step while "
+    print(f"copy, batch {args.batch_size}, heads {args.heads}, memory step {args.memory_step}: {seconds * 1e3:.2f} ms per step while "
           f"profiled; {sum(calls.values()):.0f} ops per step; load average {stepkit.load_average()} (1 min)")
     print(f"{'us/step':>9} {'calls':>6}  {'op':42} {'shape':34} from")
     for name, ns in total.most_common(args.top):

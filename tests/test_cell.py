@@ -128,6 +128,40 @@ def test_variants_give_finite_outputs_and_gradients(changes):
         assert float(jnp.abs(grads["cell"]["initial_memory"][...]).sum()) > 0
 
 
+@pytest.mark.parametrize("memory_step", ["fused", "plain"])
+def test_addresses_are_trained_by_gradients_and_never_written(memory_step):
+    model = small_model(address_size=3, read_heads=2, write_heads=2, memory_step=memory_step)
+    cell = model.cell
+    assert cell.addresses[...].shape == (12, 3)
+    assert model.config.head_parameter_size == 4 * (3 + 6 + 3 + 3) + 2 * 2 * 6  # keys are A + M = 9 wide
+    before = np.asarray(cell.addresses[...])
+    x = random_inputs()
+    carry, _, trace = model(x, return_carry=True, trace=True)
+    # Writes changed the content (constant 1e-6 at the start) and left the addresses as they were.
+    assert carry.memory.shape == (3, 12, 6) and trace.memory.shape == (3, 7, 12, 6)
+    assert float(jnp.max(jnp.abs(carry.memory - 1e-6))) > 1e-2
+    np.testing.assert_array_equal(cell.addresses[...], before)
+    # The loss depends on the addresses through the lookups: they get a gradient, and a step of
+    # gradient descent (not a write) is what changes them.
+    graphdef, params = nnx.split(model, nnx.Param)
+    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x) ** 2))(params)
+    address_grads = np.asarray(grads["cell"]["addresses"][...])
+    assert np.isfinite(address_grads).all() and np.abs(address_grads).min(axis=1).max() > 0
+    moved = nnx.merge(graphdef, jax.tree.map(lambda p, g: p - 0.1 * g, params, grads))
+    assert not np.allclose(moved.cell.addresses[...], before)
+
+
+def test_a_model_without_addresses_initialises_as_before_they_existed():
+    """The addresses are drawn after every other parameter, so address_size=0 leaves the rest alone."""
+    plain, addressed = small_model(seed=4), small_model(seed=4, address_size=2)
+    assert not hasattr(plain.cell, "addresses")
+    for path in (("controller",), ("output",)):
+        a = nnx.state(plain.cell, nnx.Param)[path[0]]
+        b = nnx.state(addressed.cell, nnx.Param)[path[0]]
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_random_memory_init_draws_from_its_own_stream_or_the_given_rngs():
     model = small_model(memory_init="random")
     x = random_inputs()

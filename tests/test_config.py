@@ -9,6 +9,7 @@ BAD_VALUES = {
     "output_size": [0, None],
     "memory_slots": [0, -128],
     "memory_width": [0, 1.0],
+    "address_size": [-1, 1.5, "2", True, None],
     "read_heads": [0],
     "write_heads": [0, -1],
     "shift_range": [0, 2, 4, 129],
@@ -83,6 +84,18 @@ def test_dtypes_are_named_and_checked_on_every_config(config_class):
     for field, value in [("dtype", "float16"), ("dtype", "int32"), ("param_dtype", 5), ("param_dtype", None)]:
         with pytest.raises(ValueError, match=field):
             cls(input_size=3, output_size=2, **{field: value})
+
+
+def test_address_size_widens_the_keys_only():
+    plain = NTMConfig(input_size=9, output_size=8)
+    addressed = NTMConfig(input_size=9, output_size=8, address_size=4)
+    assert (plain.address_size, plain.key_size, addressed.key_size) == (0, 20, 24)
+    assert addressed.head_parameter_size - plain.head_parameter_size == 2 * 4  # one key per head, 2 heads
+    assert addressed.controller_input_size == plain.controller_input_size  # reads are the content only
+    assert NTMConfig.from_dict(addressed.to_dict()) == addressed
+    old = plain.to_dict()
+    del old["address_size"]  # a config saved before addresses existed
+    assert NTMConfig.from_dict(old) == plain
 
 
 def test_controller_input_size_and_user_controller_names():

@@ -19,7 +19,7 @@ from jax.test_util import check_grads
 
 from ntm.turing import fused
 
-ARGS = ("memory", "previous", "keys", "strengths", "gates", "shift_weights", "gammas", "erase", "add")
+ARGS = ("memory", "previous", "keys", "strengths", "gates", "shift_weights", "gammas", "erase", "add", "addresses")
 
 
 def _softmax(x):
@@ -27,20 +27,26 @@ def _softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-def make_inputs(rng, batch=2, reads=1, writes=1, slots=12, width=5, shifts=3, dtype=np.float32):
+def make_inputs(rng, batch=2, reads=1, writes=1, slots=12, width=5, shifts=3, dtype=np.float32, address_size=0):
+    """The nine inputs of a memory step, and with `address_size` the slots' addresses [N,A] as a tenth."""
     heads = reads + writes
     values = (
         rng.normal(size=(batch, slots, width)),
         _softmax(2 * rng.normal(size=(batch, heads, slots))),
-        rng.normal(size=(batch, heads, width)),
+        rng.normal(size=(batch, heads, address_size + width)),
         rng.uniform(0, 5, (batch, heads)),
         rng.uniform(0, 1, (batch, heads)),
         _softmax(rng.normal(size=(batch, heads, shifts))),
         rng.uniform(1, 5, (batch, heads)),
         rng.uniform(0, 1, (batch, writes, width)),
         rng.uniform(-1, 1, (batch, writes, width)),
-    )
+    ) + ((rng.normal(size=(slots, address_size)),) if address_size else ())
     return [jnp.asarray(v, dtype) for v in values]
+
+
+def call(step, args, read_heads, slots_last):
+    """`step` on the nine inputs, with addresses if `args` has a tenth."""
+    return step(*args[:9], read_heads=read_heads, slots_last=slots_last, addresses=(args[9:] or [None])[0])
 
 
 def to_layout(inputs, slots_last):
@@ -54,7 +60,7 @@ def compiled(step, read_heads, slots_last):
     """Jitted outputs and gradients of a linear function of all three outputs (every output's path counts)."""
 
     def loss(args, weights):
-        outputs = step(*args, read_heads=read_heads, slots_last=slots_last)
+        outputs = call(step, args, read_heads, slots_last)
         return sum(jnp.sum(o * w) for o, w in zip(outputs, weights)), outputs
 
     return jax.jit(jax.grad(loss, has_aux=True))
@@ -62,8 +68,7 @@ def compiled(step, read_heads, slots_last):
 
 def output_weights(inputs, read_heads, slots_last):
     """Fixed random weights of the three outputs, for the linear loss of `compiled` (numpy, the outputs' dtypes)."""
-    shapes = jax.eval_shape(lambda a: fused.reference_memory_step(*a, read_heads=read_heads, slots_last=slots_last),
-                            inputs)
+    shapes = jax.eval_shape(lambda a: call(fused.reference_memory_step, a, read_heads, slots_last), inputs)
     rng = np.random.default_rng(1)
     return [rng.normal(size=o.shape).astype(o.dtype) for o in shapes]
 
@@ -87,6 +92,50 @@ def assert_same_values_and_gradients(inputs, read_heads, slots_last, rtol=2e-5, 
 def test_values_and_gradients_equal_the_plain_path(reads, writes, slots_last):
     inputs = make_inputs(np.random.default_rng(reads * 10 + writes), reads=reads, writes=writes)
     assert_same_values_and_gradients(inputs, reads, slots_last)
+
+
+@pytest.mark.parametrize("slots_last", [False, True])
+@pytest.mark.parametrize("reads,writes", [(1, 1), (2, 3)])
+def test_with_addresses_values_and_gradients_equal_the_plain_path(reads, writes, slots_last):
+    inputs = make_inputs(np.random.default_rng(reads + 7 * writes), reads=reads, writes=writes, address_size=3)
+    assert_same_values_and_gradients(inputs, reads, slots_last)
+
+
+def test_with_addresses_the_lookup_matches_a_numpy_computation():
+    """Gate 1, no shift, gamma 1: the weightings are the content weights, softmax(beta cos(k, [a_n ; M_n]))."""
+    rng = np.random.default_rng(11)
+    batch, heads, slots, width, address_size = 2, 3, 6, 4, 2
+    memory = rng.normal(size=(batch, slots, width)).astype(np.float32)
+    addresses = rng.normal(size=(slots, address_size)).astype(np.float32)
+    keys = rng.normal(size=(batch, heads, address_size + width)).astype(np.float32)
+    strengths = rng.uniform(0.5, 4, (batch, heads)).astype(np.float32)
+    rows = np.concatenate([np.broadcast_to(addresses, (batch, slots, address_size)), memory], axis=-1)
+    cosine = np.einsum("bhk,bnk->bhn", keys, rows) / (
+        np.linalg.norm(keys, axis=-1)[:, :, None] * np.linalg.norm(rows, axis=-1)[:, None, :])
+    want = _softmax(strengths[:, :, None] * cosine)
+    no_shift = np.tile(np.float32([0, 1, 0]), (batch, heads, 1))
+    ones, previous = np.ones((batch, heads), np.float32), np.full((batch, heads, slots), 1 / slots, np.float32)
+    writes = np.zeros((batch, 1, width), np.float32)
+    for step in (fused.memory_step, fused.reference_memory_step):
+        weights, reads, new = step(memory, previous, keys, strengths, ones, no_shift, ones, writes, writes,
+                                   read_heads=2, addresses=addresses)
+        np.testing.assert_allclose(weights, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(reads, np.einsum("bhn,bnm->bhm", want[:, :2], memory), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(new, memory, atol=1e-6)  # zero erase and add: the content stays
+
+
+def test_a_key_equal_to_a_slots_address_finds_that_slot_in_a_constant_memory():
+    """What addresses are for: the content of every slot alike, the address part alone tells them apart."""
+    slots, width = 8, 4
+    addresses = jnp.asarray(np.random.default_rng(2).normal(size=(slots, 3)), jnp.float32)
+    memory = jnp.full((1, slots, width), 1e-6)
+    for target in (0, 5):
+        keys = jnp.concatenate([addresses[target], jnp.zeros(width)])[None, None].repeat(2, axis=1)
+        weights, _, _ = fused.memory_step(memory, jnp.full((1, 2, slots), 1 / slots), keys, jnp.full((1, 2), 100.0),
+                                          jnp.ones((1, 2)), jnp.tile(jnp.asarray([0.0, 1.0, 0.0]), (1, 2, 1)),
+                                          jnp.ones((1, 2)), jnp.zeros((1, 1, width)), jnp.zeros((1, 1, width)),
+                                          read_heads=1, addresses=addresses)
+        assert int(jnp.argmax(weights[0, 0])) == target and float(weights[0, 0, target]) > 0.99
 
 
 def test_new_memory_is_erase_then_add_by_hand():
@@ -162,12 +211,14 @@ def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last):
         assert error <= 2 * plain_error + 1e-5 * max(1.0, np.linalg.norm(want)), (name, error, plain_error)
 
 
-def test_check_grads_in_float64():
+@pytest.mark.parametrize("address_size", [0, 2])
+def test_check_grads_in_float64(address_size):
     with jax.enable_x64(True):
-        inputs = make_inputs(np.random.default_rng(3), reads=2, writes=2, slots=6, width=3, dtype=np.float64)
+        inputs = make_inputs(np.random.default_rng(3), reads=2, writes=2, slots=6, width=3, dtype=np.float64,
+                             address_size=address_size)
         for slots_last in (False, True):
             args = to_layout(inputs, slots_last)
-            check_grads(jax.jit(lambda *a: fused.memory_step(*a, read_heads=2, slots_last=slots_last)), args, order=1,
+            check_grads(jax.jit(lambda *a: call(fused.memory_step, a, 2, slots_last)), args, order=1,
                         modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-5)
 
 
@@ -211,6 +262,10 @@ def test_bad_shapes_and_head_counts_are_refused():
         fused.memory_step(*inputs, read_heads=1, slots_last=True)
     with pytest.raises(ValueError, match="erase/add"):
         fused.memory_step(*inputs[:7], inputs[7][:, :, :3], inputs[8], read_heads=1)
+    with pytest.raises(ValueError, match="does not match"):  # keys without room for the addresses
+        fused.memory_step(*inputs, read_heads=1, addresses=jnp.ones((12, 2)))
+    with pytest.raises(ValueError, match=r"addresses must have shape \[N=12, A>=1\]"):
+        fused.memory_step(*inputs, read_heads=1, addresses=jnp.ones((11, 2)))
 
 
 def _twin_models(**options):
@@ -228,7 +283,8 @@ def _twin_models(**options):
 
 
 @pytest.mark.parametrize("options", [{}, {"read_heads": 2, "write_heads": 2, "learn_initial_reads": True},
-                                     {"memory_init": "learned", "learn_initial_weights": True}])
+                                     {"memory_init": "learned", "learn_initial_weights": True},
+                                     {"address_size": 3, "read_heads": 2, "write_heads": 3}])
 def test_the_ntm_trains_the_same_with_either_memory_step(options):
     from flax import nnx
 

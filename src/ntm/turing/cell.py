@@ -5,6 +5,11 @@ parameters; every head addresses the previous memory; reads come from the previo
 then all writes (erase, then add) produce the new memory; the output layer sees the controller
 output and the new reads. `NTM` runs the cell over a batch-first sequence as one `lax.scan`,
 with masks for padded batches and an optional per-step trace for pictures.
+
+With `NTMConfig.address_size = A > 0` the memory is addressable (Dynamic NTM, Gulcehre et al.
+2016): the cell holds a trainable address per slot, `addresses` [N,A], keys are [B,H,A+M], and
+content lookups match them against the rows [a_n ; M_n] (see `ntm.fused` for the maths); reads,
+erases and adds see the content M [B,N,M] only, so the addresses change by training alone.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from ntm.turing.heads import NTMHeads
 RANDOM_MEMORY_STDDEV = 0.5
 # Learned initial weightings start as a near one-hot on slot 0 (softmax of these logits).
 LEARNED_WEIGHT_LOGIT = 10.0
+# Normal scale of the slots' addresses at initialisation (`address_size > 0`): distinct random
+# addresses let lookups tell slots apart from the first step, at about the size of the tanh-squashed
+# values that adds write into the content.
+ADDRESS_INIT_STDDEV = 0.5
 
 
 class NTMState(NamedTuple):
@@ -97,6 +106,10 @@ class NTMCell(nnx.RNNCellBase):
             self.initial_weight_logits = nnx.Param(logits)
         if config.learn_initial_reads:
             self.initial_reads = nnx.Param(jnp.full((config.read_heads, m), config.memory_init_value, param_dtype))
+        if config.address_size:
+            # Drawn last, so a model without addresses initialises exactly as before they existed.
+            self.addresses = nnx.Param(ADDRESS_INIT_STDDEV * jax.random.normal(
+                rngs.params(), (n, config.address_size), param_dtype))
 
     @property
     def num_feature_axes(self) -> int:
@@ -178,13 +191,15 @@ class NTMCell(nnx.RNNCellBase):
             hidden = jnp.clip(hidden, -cfg.clip_value, cfg.clip_value)
         params, vectors = self.heads(hidden)
         previous = jnp.concatenate([carry.read_weights, carry.write_weights], axis=1)
+        addresses = self.addresses[...].astype(self.dtype) if cfg.address_size else None
         if cfg.memory_step == "fused":
             weights, reads, new_memory = fused.memory_step(carry.memory, previous, *params, vectors.erase, vectors.add,
-                                                           read_heads=cfg.read_heads, slots_last=slots_last)
+                                                           read_heads=cfg.read_heads, slots_last=slots_last,
+                                                           addresses=addresses)
             read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
         else:
             with jax.named_scope("memory_step"):  # as the fused step's, for profiles
-                weights = addressing.address(carry.memory, previous, *params)
+                weights = addressing.address(fused.lookup_rows(carry.memory, addresses), previous, *params)
                 read_weights, write_weights = weights[:, : cfg.read_heads], weights[:, cfg.read_heads :]
                 reads = memory_ops.read(carry.memory, read_weights)
                 new_memory = memory_ops.write(carry.memory, write_weights, vectors.erase, vectors.add)

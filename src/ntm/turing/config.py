@@ -51,6 +51,8 @@ class NTMConfig(DictConfig):
     output_size: int
     memory_slots: int = option(128, "memory slots N")
     memory_width: int = option(20, "width M of each memory slot")
+    address_size: int = option(0, "size A of a trainable address per memory slot that content lookups match and "
+                               "writes never change (Dynamic NTM); keys become A + M wide; 0: no addresses")
     read_heads: int = option(1, "read heads")
     write_heads: int = option(1, "write heads")
     shift_range: int = option(3, "size of the shift kernel (odd; 3 = shifts -1, 0, +1)")
@@ -85,6 +87,7 @@ class NTMConfig(DictConfig):
         elif len(self.controller) == len(USER_CONTROLLER_PREFIX):
             raise ValueError(f"controller must name the class after {USER_CONTROLLER_PREFIX!r}, got {self.controller!r}")
         self.check_positive_ints("controller_layers", "controller_units")
+        self.check_positive_ints("address_size", minimum=0)
         check_choice("controller_activation", self.controller_activation, ACTIVATIONS)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("memory_step", self.memory_step, MEMORY_STEPS)
@@ -116,7 +119,12 @@ class NTMConfig(DictConfig):
         return self.input_size + self.read_heads * self.memory_width
 
     @property
+    def key_size(self) -> int:
+        """The width of every head's key: the slot's address (if any) and its content, A + M."""
+        return self.address_size + self.memory_width
+
+    @property
     def head_parameter_size(self) -> int:
         """Per step: keys, strengths, gates, shifts, gammas for all heads; erase and add for writers."""
-        per_head = self.memory_width + 1 + 1 + self.shift_range + 1
+        per_head = self.key_size + 1 + 1 + self.shift_range + 1
         return (self.read_heads + self.write_heads) * per_head + self.write_heads * 2 * self.memory_width

@@ -20,7 +20,7 @@ from ntm.turing.config import NTMConfig
 class HeadParameters(NamedTuple):
     """Addressing parameters of H heads (read heads first, then write heads)."""
 
-    keys: jax.Array  # [B,H,M]
+    keys: jax.Array  # [B,H,A+M]: address part (A = config.address_size, may be 0), then content part
     strengths: jax.Array  # [B,H], >= 0
     gates: jax.Array  # [B,H], in (0, 1)
     shift_weights: jax.Array  # [B,H,S], rows sum to 1
@@ -36,16 +36,16 @@ def split_head_parameters(raw: jax.Array, config: NTMConfig) -> tuple[HeadParame
     """Slice a raw parameter vector [B, config.head_parameter_size] and squash each part into range."""
     batch = raw.shape[0]
     heads = config.read_heads + config.write_heads
-    width, shifts = config.memory_width, config.shift_range
-    per_head = width + 3 + shifts
+    key, shifts = config.key_size, config.shift_range
+    per_head = key + 3 + shifts
     addressing = raw[:, : heads * per_head].reshape(batch, heads, per_head)
-    writes = raw[:, heads * per_head :].reshape(batch, config.write_heads, 2, width)
+    writes = raw[:, heads * per_head :].reshape(batch, config.write_heads, 2, config.memory_width)
     params = HeadParameters(
-        keys=jnp.tanh(addressing[..., :width]),
-        strengths=jax.nn.softplus(addressing[..., width]),
-        gates=jax.nn.sigmoid(addressing[..., width + 1]),
-        shift_weights=jax.nn.softmax(addressing[..., width + 2 : width + 2 + shifts], axis=-1),
-        gammas=1.0 + jax.nn.softplus(addressing[..., width + 2 + shifts]),
+        keys=jnp.tanh(addressing[..., :key]),
+        strengths=jax.nn.softplus(addressing[..., key]),
+        gates=jax.nn.sigmoid(addressing[..., key + 1]),
+        shift_weights=jax.nn.softmax(addressing[..., key + 2 : key + 2 + shifts], axis=-1),
+        gammas=1.0 + jax.nn.softplus(addressing[..., key + 2 + shifts]),
     )
     vectors = WriteVectors(erase=jax.nn.sigmoid(writes[:, :, 0]), add=jnp.tanh(writes[:, :, 1]))
     return params, vectors
