@@ -148,7 +148,8 @@ def add_dataclass_flags(group, cls, skip=(), extra_help=None, sets: str = "setti
         else:  # int | None, float | None
             inner = typing.get_args(hint)[0]
             parse = float_or_none if inner is float else inner
-            group.add_argument(flag(field.name), type=parse, default=None, metavar=inner.__name__.upper(),
+            group.add_argument(flag(field.name), type=parse, default=None,
+                               metavar=field.metadata.get("metavar", inner.__name__.upper()),
                                help=help_text)
             kind = "float-or-none" if inner is float else inner.__name__
         added.append(TrainFlag(field.name, flag(field.name), kind, tuple(choices) if choices else None, sets))
@@ -161,7 +162,7 @@ def hint_of(hint):
         return hint
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(inner) == 1 and inner[0] in (int, float):
+        if len(inner) == 1 and inner[0] in (int, float, str):
             return typing.Optional[inner[0]]
     return None
 

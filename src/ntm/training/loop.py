@@ -31,6 +31,7 @@ from ntm import tasks
 from ntm.rundir import RunDirectoryError
 from ntm.sequence import count_params
 from ntm.training import curriculum as curricula
+from ntm.training import warm_start
 from ntm.training.judge import HELD_OUT_SEED, Judge
 from ntm.training.logs import make_progress
 from ntm.training.parallel import compile_step
@@ -103,6 +104,10 @@ def train(
     levels = curricula.build(settings.curriculum, task).levels
     pad_to = max(task.max_steps(**level) for level in levels)  # one batch shape: one compile
     built = [build_model(s, task) for s in group.settings]
+    if settings.init_from is not None and not resume:  # on resume the checkpoint has the parameters
+        source = warm_start.source_model(settings.init_from)
+        for model, _ in built:
+            warm_start.warm_start(model, source)
     # Parameters train; the rest of a model's state (a random-memory NTM's own random stream) stays
     # as it was built: training passes a fresh key every step instead.
     graphdef, _, rest = nnx.split(built[0][0], nnx.Param, ...)

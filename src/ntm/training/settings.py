@@ -21,11 +21,14 @@ CURRICULA = ("none", "levels", "ramp", "exp3s")
 LOSS_AVERAGES = ("sequence", "step")
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True, **kwargs):
-    """A dataclass field whose metadata holds its command-line help, choices and whether it is a flag."""
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True,
+            metavar: str | None = None, **kwargs):
+    """A dataclass field whose metadata holds its command-line help, choices, metavar and whether it is a flag."""
     metadata = {"help": help, "flag": flag}
     if choices is not None:
         metadata["choices"] = choices
+    if metavar is not None:
+        metadata["metavar"] = metavar
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -88,6 +91,10 @@ class TrainSettings(DictConfig):
                                         "16 steps, instead of the longest the task can produce (exact: padding is "
                                         "inert; one compile per rounded length)")
     remat: bool = setting(False, "recompute each step in the backward pass (less memory for long sequences)")
+    init_from: str | None = setting(None, "start from this model's parameters instead of random ones: a saved "
+                                          "model, a run directory, or a pretrained model's name; the task may "
+                                          "add input and output channels, which start at zero (copy -> "
+                                          "repeat_copy)", metavar="MODEL")
 
     def __post_init__(self) -> None:
         # a task class of one's own is kept by the name that finds it again ("module:Class")
@@ -126,6 +133,8 @@ class TrainSettings(DictConfig):
         if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
                                          or not 0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            raise ValueError(f"init_from must name a model, got {self.init_from!r}")
         for name in ("steps", "sequences"):
             value = getattr(self, name)
             if value is not None:
