@@ -263,3 +263,11 @@ def test_none_typed_for_an_optional_setting_turns_it_off_rather_than_keeping_the
     assert "clip_value" not in default.model_options  # not given: the model's own default stands
     given = settings_from_args(parser.parse_args(["train", "copy", "--lr-drop-below", "0.1"]))
     assert given.lr_drop_below == 0.1
+
+
+def test_init_from_names_a_model_or_none():
+    from ntm.commands.train_flags import settings_from_args
+
+    parser = cli.build_parser(["train", "repeat_copy"])
+    assert settings_from_args(parser.parse_args(["train", "repeat_copy", "--init-from", "copy"])).init_from == "copy"
+    assert settings_from_args(parser.parse_args(["train", "repeat_copy", "--init-from", "none"])).init_from is None

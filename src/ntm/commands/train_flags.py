@@ -33,7 +33,7 @@ class TrainFlag:
 
     dest: str  # the field (and argparse destination), e.g. "batch_size"
     option: str  # e.g. "--batch-size"
-    kind: str  # "bool", "int", "float", "float-or-none" or "str"
+    kind: str  # "bool", "int", "float", "float-or-none", "str" or "str-or-none"
     choices: tuple[str, ...] | None = None
     group: str = "setting"  # one of GROUPS
 
@@ -50,7 +50,7 @@ class TrainFlag:
             if text.lower() in FALSE_WORDS:
                 return False
             raise ValueError(f"{self.option} is on or off: give true or false, not {text!r}")
-        if self.kind == "float-or-none" and text.lower() in ("none", "off"):
+        if self.kind in ("float-or-none", "str-or-none") and text.lower() in ("none", "off"):
             return None
         if self.kind == "int":
             try:
@@ -88,6 +88,10 @@ def float_or_none(text: str):
     if text.lower() in ("none", "off"):
         return NONE_GIVEN
     return float(text)
+
+
+def str_or_none(text: str):
+    return NONE_GIVEN if text.lower() in ("none", "off") else text
 
 
 def as_given(value):
@@ -134,7 +138,7 @@ def add_dataclass_flags(group, cls, skip=(), extra_help=None, sets: str = "setti
         choices = field.metadata.get("choices")
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = field.metadata.get("help", field.name.replace("_", " "))
-        if hint is typing.Optional[float]:
+        if hint in (typing.Optional[float], typing.Optional[str]):
             help_text += " ('none' for none)"
         help_text += (extra_help or {}).get(field.name, f" (default {shown(default)})")
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
@@ -147,11 +151,11 @@ def add_dataclass_flags(group, cls, skip=(), extra_help=None, sets: str = "setti
             kind = hint.__name__
         else:  # int | None, float | None
             inner = typing.get_args(hint)[0]
-            parse = float_or_none if inner is float else inner
+            parse = {float: float_or_none, str: str_or_none}.get(inner, inner)
             group.add_argument(flag(field.name), type=parse, default=None,
                                metavar=field.metadata.get("metavar", inner.__name__.upper()),
                                help=help_text)
-            kind = "float-or-none" if inner is float else inner.__name__
+            kind = {float: "float-or-none", str: "str-or-none"}.get(inner, inner.__name__)
         added.append(TrainFlag(field.name, flag(field.name), kind, tuple(choices) if choices else None, sets))
     return added
 
