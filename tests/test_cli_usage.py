@@ -299,3 +299,24 @@ def test_every_public_name_in_the_readme_and_guide_exists():
                 else:
                     target = getattr(target, part)
             assert target is not None, f"{page.name}: {name}"
+
+
+def test_eval_tables_fit_80_columns_with_their_widest_figures():
+    from ntm import tasks
+    from ntm.evaluate import eval_table
+
+    def rate_row(length, failures, sequences, errors, inside):
+        return {"length": length, "failures": failures, "sequences": sequences, "failure_rate": failures / sequences,
+                "failure_rate_interval": [max(failures - 4, 0) / sequences, min(failures + 4, sequences) / sequences],
+                "bit_errors": errors, "bit_errors_interval": [errors * 0.8765, errors * 1.1234],
+                "end_marker_errors": 1.0754, "cost": 12345.678, "solved": False, "in_training_range": inside,
+                "source": "stop rule" if inside else "evaluation"}
+
+    rows = [rate_row(10, 0, 12_345, 0.00123, True), rate_row(20, 96, 1000, 0.4712, False),
+            rate_row(120, 1000, 1000, 1234.5678, False)]
+    mean_rows = [{"items": 40, "sequences": 1000, "bit_errors": 108.43, "bit_errors_interval": [107.81, 109.02],
+                  "cost": 12345.678, "solved": False, "in_training_range": False, "source": "evaluation"}]
+    out = rendered([eval_table(rows, tasks.get("repeat_copy"), "ntm on repeat_copy, step 150000, evaluation seed 0"),
+                    eval_table(mean_rows, tasks.get("priority_sort"), "ntm on priority_sort")])
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out, out
+    assert "120 *" in out and "1,000 [996,1,000]" in out and "1,235 " in out and "0/12,345" in out and "12,346" in out

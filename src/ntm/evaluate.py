@@ -135,11 +135,12 @@ def final_rows(run_dir: Path | str, values: list[int] | None = None, sequences: 
 
 
 def number(value: float, digits: int = 3) -> str:
-    """A figure, compact: 0, 0.00089, 0.16, 2.46, 132.6, 1,204 (`digits` significant below 100)."""
+    """A figure, compact: 0, 0.00089, 0.16, 2.46, 132.6, 1,204 (`digits` significant below 100; with fewer
+    than 3, whole numbers from 100 on)."""
     if value == 0:
         return "0"
     if abs(value) >= 100:
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+        return f"{value:,.0f}" if abs(value) >= 1000 or digits < 3 else f"{value:.1f}"
     return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{min(digits, 2)}g}"
 
 
@@ -152,25 +153,30 @@ def figure_text(row: dict, name: str, scale: float = 1.0) -> str:
 def eval_table(rows: list[dict], task, title: str) -> Table:
     """The generalisation table: one row per test value; fits 80 columns."""
     criterion = task.criterion
+    marker = bool(rows) and "end_marker_errors" in rows[0]
     caption = (("wrong: sequences with any wrong bit, of those judged; per 1,000: their rate; " if criterion.kind == "rate"
-                else "") + "means per sequence, [95 % interval] (rates: exact binomial; means: bootstrap); "
+                else "") + ("marker: the end marker's wrong bits; " if marker else "")
+               + "means per sequence, [95 % interval] (rates: exact binomial; means: bootstrap); "
                f"certified: {task.solve_description}, by the run's stop rule (†) or a test of its own at 95 %; "
-               "* outside training")
-    table = Table(title=title, caption=caption if rows else None, box=box.SIMPLE_HEAD)
+               "* outside training" + ("; eval.json has each row's cost and its bit errors' interval"
+                                        if criterion.kind == "rate" else ""))
+    # Padding only between columns, and in rate tables one interval (the rate's): 80 columns.
+    table = Table(title=title, caption=caption if rows else None, box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
     table.add_column(task.generalisation_key, justify="right", no_wrap=True)
     if criterion.kind == "rate":
         columns = [("wrong", lambda r: f"{r['failures']:,}/{r['sequences']:,}"),
                    ("per 1,000", lambda r: figure_text(r, "failure_rate", 1000)),
-                   ("bit errors", lambda r: figure_text(r, "bit_errors"))]
-        if rows and "end_marker_errors" in rows[0]:
-            columns.append(("end marker", lambda r: number(r["end_marker_errors"])))
+                   ("bit errors", lambda r: number(r["bit_errors"]))]
+        if marker:
+            columns.append(("marker", lambda r: number(r["end_marker_errors"])))
     else:
         metric = criterion.metric
         columns = [("seqs", lambda r: f"{r['sequences']:,}"),
                    ("above optimal" if metric == "excess_cost" else "bit errors", lambda r: figure_text(r, metric))]
         if metric != "bit_errors":
             columns.append(("bit errors", lambda r: number(r["bit_errors"])))
-    columns.append(("cost", lambda r: number(r["cost"])))
+        columns.append(("cost", lambda r: number(r["cost"])))
     for header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("certified", justify="left", no_wrap=True)
