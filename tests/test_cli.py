@@ -42,7 +42,7 @@ BAD_COMMAND_LINES = [
     (["train", "copy", "--seeds", "0"], "--seeds must be >= 1"),
     (["train", "repeat_copy", "--init-from", "nowhere"], "neither a saved model or run directory nor a pretrained"),
     (["train", "copy", "--init-from", "repeat_copy"], "channels can be added, not removed"),
-    (["train", "copy", "--init-from", "copy", "--memory-slots", "64"], "memory_slots=128 there, 64 here"),
+    (["train", "copy", "--init-from", "copy", "--memory-width", "12"], "memory_width=20 there, 12 here"),
     (["train"], "give a TASK"),
     (["eval", "/nonexistent/run"], "does not exist"),
     (["eval", "."], "not an ntm run directory"),

@@ -189,10 +189,12 @@ def test_equal_to_the_plain_path_at_extremes(memory, keys, previous, shifts, era
     # Sharpening with gamma up to 100 and strengths up to 1e3 amplify float32 rounding: gradients of order 1
     # come out of cancelling terms of order 1e4, so the two float32 paths can differ by several per cent.
     # The fair test is against the float64 truth: the fused path must be as accurate as the plain one.
-    assert_as_accurate_as_the_plain_path(inputs, R, slots_last)
+    assert_as_accurate_as_the_plain_path(inputs, R, slots_last, cancelling=float(strength))
 
 
-def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last):
+def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last, cancelling: float = 1.0):
+    """Fused within twice the plain path's float32 error of the float64 truth, plus a floor: float32
+    rounding of terms of order `cancelling` (the key strength) that cancel to a gradient near 0."""
     inputs = to_layout(inputs, slots_last)
     weights = output_weights(inputs, read_heads, slots_last)
     results = {}
@@ -208,7 +210,8 @@ def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last):
                                       results["fused"], results["plain"], truth):
         assert np.isfinite(got).all(), name
         error, plain_error = np.linalg.norm(got - want), np.linalg.norm(plain - want)
-        assert error <= 2 * plain_error + 1e-5 * max(1.0, np.linalg.norm(want)), (name, error, plain_error)
+        floor = 1e-5 * max(1.0, np.linalg.norm(want), cancelling / 100)
+        assert error <= 2 * plain_error + floor, (name, error, plain_error)
 
 
 @pytest.mark.parametrize("address_size", [0, 2])
