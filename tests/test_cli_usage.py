@@ -272,8 +272,11 @@ def test_compare_tables_fit_80_columns_heading_runs_by_label_or_by_number_never_
 
 def test_help_fits_80_columns(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    for argv in (["--help"], ["train", "--help"], ["train", "priority_sort", "--help"], ["eval", "--help"],
-                 ["compare", "--help"], ["pretrained", "--help"]):
+    tasks_help = [["train", task, "--help"] for task in ("copy", "repeat_copy", "associative_recall", "ngrams",
+                                                         "priority_sort")]
+    for argv in (["--help"], ["train", "--help"], *tasks_help, ["train", "ngrams", "--model", "lstm", "--help"],
+                 ["eval", "--help"], ["compare", "--help"], ["pretrained", "--help"], ["reproduce", "--help"],
+                 ["sweep", "--help"]):
         status, out, _ = main_of(argv, capsys)
         assert status == 0 and max(len(line) for line in out.splitlines()) <= 80, (argv, out)
 

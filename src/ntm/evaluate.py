@@ -154,8 +154,8 @@ def eval_table(rows: list[dict], task, title: str) -> Table:
     """The generalisation table: one row per test value; fits 80 columns."""
     criterion = task.criterion
     marker = bool(rows) and "end_marker_errors" in rows[0]
-    caption = (("wrong: sequences with any wrong bit, of those judged; per 1,000: their rate; " if criterion.kind == "rate"
-                else "") + ("marker: the end marker's wrong bits; " if marker else "")
+    caption = (("wrong: sequences with any wrong bit, of those judged; per 1,000: their rate; "
+                if criterion.kind == "rate" else "") + ("marker: the end marker's wrong bits; " if marker else "")
                + "means per sequence, [95 % interval] (rates: exact binomial; means: bootstrap); "
                f"certified: {task.solve_description}, by the run's stop rule (†) or a test of its own at 95 %; "
                "* outside training" + ("; eval.json has each row's cost and its bit errors' interval"

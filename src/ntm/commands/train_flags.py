@@ -224,7 +224,7 @@ def add_train_flags(parser, task: str | None = None, model: str | None = None, o
                   for name, texts in by_field.items()}
     model_group = parser.add_argument_group(
         f"model {model} (defaults{' for ' + task if task else ' by task'}; --model M --help: another's)" if model
-        else f"model (the models each flag applies to, with their defaults{' for ' + task if task else ' by task'})")
+        else f"model (the models each flag applies to; defaults{' for ' + task if task else ' by task'})")
     seen = set(train_fields)
     for name in shown_models:
         added = add_dataclass_flags(model_group, models.get(name).config_class, seen, model_help, "model_option")
