@@ -69,13 +69,14 @@ def test_mismatched_models_are_refused_naming_what_differs():
         warm_start(bigger, copy_model)
 
 
-def test_a_run_started_from_a_trained_run_begins_at_its_parameters(trained_tiny_run, tmp_path):
+def test_a_run_started_from_a_trained_run_begins_at_its_parameters(trained_tiny_run, tmp_path, capsys):
     from ntm.evaluate import load_run
 
     settings = TrainSettings(task="repeat_copy", task_options={"max_length": 3, "max_repeats": 2},
                              model_options=TINY["ntm"], batch_size=2, steps=1, lr=1e-9, until_solved=False,
                              init_from=str(trained_tiny_run), judge_sequences=10, screen_sequences=10)
     train(settings, run_dir=tmp_path / "warm", progress=False)
+    assert f"starting from the parameters of {trained_tiny_run}" in " ".join(capsys.readouterr().err.split())
     source = nnx.to_pure_dict(nnx.state(load_run(trained_tiny_run).model, nnx.Param))
     started = nnx.to_pure_dict(nnx.state(load_run(tmp_path / "warm").model, nnx.Param))
     expected = widened(started, source, (9, 8), (10, 9))

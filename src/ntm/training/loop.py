@@ -108,6 +108,7 @@ def train(
         source = warm_start.source_model(settings.init_from)
         for model, _ in built:
             warm_start.warm_start(model, source)
+        console.print(f"starting from the parameters of {settings.init_from} (new task channels at zero)")
     # Parameters train; the rest of a model's state (a random-memory NTM's own random stream) stays
     # as it was built: training passes a fresh key every step instead.
     graphdef, _, rest = nnx.split(built[0][0], nnx.Param, ...)
