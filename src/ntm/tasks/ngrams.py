@@ -43,7 +43,8 @@ class NGramsTask(Task):
     # 64 memory slots hold the 32 contexts' counts at half the memory traffic of 128 and came closest
     # to optimal (5 bits above at 50,000 sequences; 128 slots: 9-24 at 24,000, 32 slots: 9.5 at 60,000).
     # An 8-wide trainable address per slot lets a head find a context's slot by content: 1 of 3 seeds
-    # certified within 15 minutes (46,400 sequences), 0 of 3 without (docs/experiments/addresses.md).
+    # certified within 15 minutes (46,400 sequences), 0 of 3 without; 3 of 5 seeds in all, at 46,400-76,000
+    # (docs/experiments/addresses.md).
     # The step cap is ~15 minutes on one core of this project's CPU (~250 sequences/s).
     TRAINING_DEFAULTS = {"ntm": {"lr": 3e-3, "batch_size": 8, "max_steps": 30_000,
                                  "model_options": {"memory_slots": 64, "address_size": 8}}}
