@@ -1,11 +1,12 @@
 """Warm start: a new run begins from the parameters of a model trained on another task (`--init-from`).
 
 The source is a model saved by `ntm.save`, a run directory of `ntm train`, or the name of a pretrained
-model (`ntm pretrained` lists them). It must be the same model with parameters of the same shapes
-(an NTM's memory slots may differ unless they are learned or addressed: no parameter depends on them),
-except for the task's input and output channels, which may grow: a copy model (9 inputs, 8 outputs) starts repeat copy
-(10 inputs: + the repeat count; 9 outputs: + the end marker). New channels start at zero, so the model
-at step 0 computes what the source computed, ignoring the new inputs and emitting logit 0 on new outputs.
+model (`ntm pretrained` lists them). It must be the same model with parameters of the same shapes (an
+NTM's memory slots may differ unless they are learned or addressed: no parameter depends on them),
+except for the task's input and output channels, which may grow: a copy model (9 inputs, 8 outputs)
+starts repeat copy (10 inputs: + the repeat count; 9 outputs: + the end marker). New channels start at
+zero, so at step 0 the model computes what the source computed, ignoring the new inputs and emitting
+logit 0 on the new outputs.
 
 Where the channels sit, for every registered model: a first layer reads `concat([inputs, ...])`, so
 inputs are the leading rows (axis 0) of its kernel [inputs + rest, units], and new input rows are
