@@ -23,6 +23,7 @@ from typing import Any
 from ntm.commands.usage import UsageError
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+NONE_WORDS = ("none", "off")  # what an optional setting's flag takes for None
 # What a flag sets: a TrainSettings field, the model itself, a model config field, a task difficulty option.
 GROUPS = ("setting", "model", "model_option", "task_option")
 
@@ -50,7 +51,7 @@ class TrainFlag:
             if text.lower() in FALSE_WORDS:
                 return False
             raise ValueError(f"{self.option} is on or off: give true or false, not {text!r}")
-        if self.kind in ("float-or-none", "str-or-none") and text.lower() in ("none", "off"):
+        if self.kind in ("float-or-none", "str-or-none") and text.lower() in NONE_WORDS:
             return None
         if self.kind == "int":
             try:
@@ -85,13 +86,13 @@ NONE_GIVEN = NoneGiven()
 
 
 def float_or_none(text: str):
-    if text.lower() in ("none", "off"):
+    if text.lower() in NONE_WORDS:
         return NONE_GIVEN
     return float(text)
 
 
 def str_or_none(text: str):
-    return NONE_GIVEN if text.lower() in ("none", "off") else text
+    return NONE_GIVEN if text.lower() in NONE_WORDS else text
 
 
 def as_given(value):
@@ -149,7 +150,7 @@ def add_dataclass_flags(group, cls, skip=(), extra_help=None, sets: str = "setti
             group.add_argument(flag(field.name), type=hint, default=None, choices=choices, help=help_text,
                                metavar="{" + ",".join(choices) + "}" if choices else hint.__name__.upper())
             kind = hint.__name__
-        else:  # int | None, float | None
+        else:  # int | None, float | None, str | None
             inner = typing.get_args(hint)[0]
             parse = {float: float_or_none, str: str_or_none}.get(inner, inner)
             group.add_argument(flag(field.name), type=parse, default=None,

@@ -30,10 +30,11 @@ def source_model(source: str) -> nnx.Module:
     """The model named by `--init-from`: a saved model or run directory, else a pretrained model's name."""
     if Path(source).exists():
         return saving.load(source)
-    if source in saving.read_index():
+    shipped = saving.read_index()
+    if source in shipped:
         return saving.pretrained(source)
     raise ValueError(f"init_from {source!r} is neither a saved model or run directory nor a pretrained model "
-                     f"(pretrained: {', '.join(sorted(saving.read_index())) or 'none shipped'})")
+                     f"(pretrained: {', '.join(sorted(shipped)) or 'none shipped'})")
 
 
 def widened(target: Any, source: Any, source_io: tuple[int, int], target_io: tuple[int, int]) -> Any:
