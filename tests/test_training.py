@@ -260,6 +260,21 @@ def test_lr_drop_scales_updates_once_training_errors_are_low_and_lives_in_the_op
     assert jax.tree.structure(plain.init(params)) != jax.tree.structure(state)
 
 
+def test_lr_drop_after_a_sequence_count_scales_updates_from_the_step_past_it():
+    tx = make_optimizer(TrainSettings.for_task("copy", batch_size=8, lr_drop_after=20, lr_drop=0.1))
+    params = {"w": jax.numpy.ones(2)}
+    state = tx.init(params)
+    grads = {"w": jax.numpy.ones(2)}
+    sizes = []
+    for _ in range(6):  # steps 1-3 see 24 >= 20 sequences at the full size; errors stay high
+        update, state = tx.update(grads, state, params, bit_errors=50.0)
+        sizes.append(float(update["w"][0]))
+    np.testing.assert_allclose(sizes[3:], [0.1 * sizes[2]] * 3, rtol=1e-3)
+    assert sizes[2] == pytest.approx(sizes[1], rel=0.2)  # no drop before
+    with pytest.raises(ValueError, match="lr_drop_after"):
+        TrainSettings.for_task("copy", lr_drop_after=0)
+
+
 def test_loss_per_step_weighs_every_scored_step_alike():
     from ntm import metrics
     logits = np.zeros((2, 4, 1), np.float32)  # every bit costs 1 bit

@@ -54,7 +54,10 @@ class TrainSettings(DictConfig):
     lr_drop_below: float | None = setting(None, "once the running mean (about 200 steps) of training bit errors "
                                                 "per sequence falls under this, multiply the learning rate by "
                                                 "--lr-drop, once (kept in the optimizer state, so resume is exact)")
-    lr_drop: float = setting(0.3, "the factor of --lr-drop-below")
+    lr_drop_after: int | None = setting(None, "after this many training sequences (per seed), multiply the "
+                                              "learning rate by --lr-drop, once (with --lr-drop-below: at "
+                                              "whichever comes first)")
+    lr_drop: float = setting(0.3, "the factor of --lr-drop-below and --lr-drop-after")
     seed: int = setting(0, "random seed of parameters and data (seeds seed, seed+1, ... with --seeds)")
     steps: int | None = setting(None, "train exactly this many steps (a budget; the run still stops when solved "
                                       "if --until-solved)")
@@ -135,7 +138,7 @@ class TrainSettings(DictConfig):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
             raise ValueError(f"init_from must name a model, got {self.init_from!r}")
-        for name in ("steps", "sequences"):
+        for name in ("steps", "sequences", "lr_drop_after"):
             value = getattr(self, name)
             if value is not None:
                 self.check_positive_ints(name)

@@ -33,10 +33,12 @@ class DropState(NamedTuple):
     scale: jax.Array  # 1 until the drop, then the drop factor
 
 
-def drop_below(threshold: float, factor: float) -> optax.GradientTransformationExtraArgs:
-    """Scale updates by `factor` from the first step at which the bias-corrected running mean of the
-    `bit_errors` extra argument (training bit errors per sequence) is under `threshold`, for good.
-    Its state lives in the optimizer state, so checkpoints keep it and a resumed run drops alike."""
+def one_time_drop(factor: float, below: float | None = None,
+                  after_steps: int | None = None) -> optax.GradientTransformationExtraArgs:
+    """Scale updates by `factor`, for good, from the first step at which the bias-corrected running mean
+    of the `bit_errors` extra argument (training bit errors per sequence) is under `below`, or once
+    `after_steps` steps have been taken at the full size, whichever comes first. Its state lives in the optimizer state, so
+    checkpoints keep it and a resumed run drops alike."""
 
     def init(params):
         del params
@@ -49,7 +51,12 @@ def drop_below(threshold: float, factor: float) -> optax.GradientTransformationE
         count = state.count + 1
         errors = LR_DROP_DECAY * state.errors + (1 - LR_DROP_DECAY) * jnp.asarray(bit_errors, jnp.float32)
         mean = errors / (1 - LR_DROP_DECAY ** count.astype(jnp.float32))
-        scale = jnp.where(mean < threshold, jnp.minimum(state.scale, factor), state.scale)
+        due = jnp.zeros([], bool)
+        if below is not None:
+            due = due | (mean < below)
+        if after_steps is not None:
+            due = due | (count > after_steps)
+        scale = jnp.where(due, jnp.minimum(state.scale, factor), state.scale)
         updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
         return updates, DropState(errors, count, scale)
 
@@ -59,7 +66,8 @@ def drop_below(threshold: float, factor: float) -> optax.GradientTransformationE
 def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam or RMSProp (momentum, Graves), with the learning rate held in the
     optimizer state (`inject_hyperparams`), its one place, where the non-finite policy lowers it per seed;
-    then, with `lr_drop_below`, the one-time drop of the step size once training bit errors are low."""
+    then, with `lr_drop_below` or `lr_drop_after`, the one-time drop of the step size once training bit
+    errors are low or after so many sequences."""
 
     def build(learning_rate):
         if settings.optimizer == "adam":
@@ -67,7 +75,10 @@ def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
         else:
             inner = optax.rmsprop(learning_rate, decay=0.95, momentum=settings.momentum, centered=True)
         # Without a drop the state is exactly as before, so older checkpoints still restore.
-        drop = [] if settings.lr_drop_below is None else [drop_below(settings.lr_drop_below, settings.lr_drop)]
+        after_steps = (None if settings.lr_drop_after is None
+                       else -(-settings.lr_drop_after // settings.batch_size))  # the step that reaches it
+        drop = ([] if settings.lr_drop_below is None and after_steps is None
+                else [one_time_drop(settings.lr_drop, settings.lr_drop_below, after_steps)])
         return optax.chain(optax.clip_by_global_norm(settings.grad_clip), inner, *drop)
 
     return optax.inject_hyperparams(build)(learning_rate=settings.lr)
