@@ -275,6 +275,14 @@ def test_lr_drop_after_a_sequence_count_scales_updates_from_the_step_past_it():
         TrainSettings.for_task("copy", lr_drop_after=0)
 
 
+def test_the_log_shows_the_rate_after_a_one_time_drop(tmp_path):
+    run = train(tiny_settings(lr_drop_after=40, lr_drop=0.5), run_dir=tmp_path / "run", console=QUIET,
+                progress=False)  # batches of 8: the drop takes effect at step 6
+    rates = {row["step"]: row["lr"] for row in map(json.loads, (run.run_dir / "metrics.jsonl").open())
+             if "lr" in row}
+    assert len(rates) >= 2 and rates == {step: pytest.approx(3e-3 if step <= 5 else 1.5e-3) for step in rates}
+
+
 def test_loss_per_step_weighs_every_scored_step_alike():
     from ntm import metrics
     logits = np.zeros((2, 4, 1), np.float32)  # every bit costs 1 bit

@@ -74,7 +74,7 @@ class Training(Record):
     bit_errors: float = NAN
     grad_norm: float = NAN
     level: int = 0
-    lr: float = NAN
+    lr: float = NAN  # the rate updates are taken at: the learning rate times a one-time drop's scale
     skipped: int = 0
     time: float = NAN
     seq_per_s: float = NAN

@@ -170,7 +170,7 @@ class Seed:
         if p.step % settings.log_every == 0 or not self.active:
             self.last, self.window = window_means(self.window), []
             self.log.write(Training(p.step, p.sequences, **self.last, level=self.curriculum.level,
-                                    lr=state.learning_rate(self.k), skipped=p.skipped, time=p.wall_time,
+                                    lr=state.step_size(self.k), skipped=p.skipped, time=p.wall_time,
                                     seq_per_s=seq_per_s))
         self.check_due = p.step % settings.eval_every == 0 and not p.diverged
         self.final_due = not self.active and not p.solved and not p.diverged

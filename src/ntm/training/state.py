@@ -2,7 +2,8 @@
 
   TrainState.params     nnx.State of the model's parameters, every leaf [K, ...]
   TrainState.opt_state  the optimizer state, every leaf [K, ...]; it holds each seed's learning rate,
-                        the only place the learning rate lives (`learning_rate`, `with_learning_rate`)
+                        the only place the learning rate lives (`learning_rate`, `with_learning_rate`),
+                        and the scale of a one-time drop (`step_size`: the two together)
   Progress              one seed's loop state (counters, data stream, curriculum) as JSON
 A checkpoint of seed k holds `state.seed(k)` (params as a pure dict, enough to load the model, and the
 optimizer state) and that seed's Progress. One seed is K = 1.
@@ -17,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from ntm.training.step import DropState
 
 
 @dataclasses.dataclass
@@ -66,6 +69,15 @@ class TrainState(NamedTuple):
         """Seed k's learning rate, as the optimizer holds it (`optax.inject_hyperparams`), written with the
         fewest digits that give back the same float32 (3e-3, not 0.003000000026077032)."""
         rate = np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k])
+        return float(np.format_float_positional(rate, unique=True))
+
+    def step_size(self, k: int) -> float:
+        """Seed k's learning rate times the scale of its one-time drop (`--lr-drop-below`/`-after`), if any:
+        the rate its updates are taken at, as logged."""
+        drops = [leaf for leaf in jax.tree.leaves(self.opt_state, is_leaf=lambda x: isinstance(x, DropState))
+                 if isinstance(leaf, DropState)]
+        scale = np.float32(np.asarray(drops[0].scale)[k]) if drops else np.float32(1)
+        rate = np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k]) * scale
         return float(np.format_float_positional(rate, unique=True))
 
     def with_learning_rate(self, k: int, lr: float) -> "TrainState":
