@@ -380,3 +380,25 @@ def test_a_seed_passes_only_if_every_judged_difficulty_passes():
     assert judge.certify(None, [easy], [1], np.random.default_rng(0))[0].solved
     verdict = judge.certify(None, [easy, hard], [1], np.random.default_rng(0))[0]
     assert not verdict.solved and [row["certified"] for row in verdict.rows] == [True, False]
+
+
+def test_ngram_rows_are_judged_at_two_bits_per_200_predicted_bits_of_their_own_length():
+    """Trained on 200-400 bits, a model 1.5 bits above optimal at 200 and 3.5 at 400 is solved (2 and 4
+    allowed), though 3.5 is above the configured mean length's 3; 2.5 at 200 fails (more than the paper's 2)."""
+    task = tasks.get("ngrams", min_length=200, max_length=400)
+    assert task.solve_threshold == 3.0
+    assert [task.criterion_at(task.eval_difficulty(v)).threshold for v in (100, 200, 400)] == [1.0, 2.0, 4.0]
+
+    def judge_with(excess_by_length):
+        judge = Judge(task, None, chunk=500, pad_to=task.max_steps())
+        noise = np.random.default_rng(1)
+        judge.chunk_stats = lambda params, batch: {
+            "cost": np.zeros((1, len(batch.lengths))), "bit_errors": np.zeros((1, len(batch.lengths))),
+            "excess_cost": (np.vectorize(excess_by_length.get)(batch.lengths - 4)
+                            + noise.normal(0, 0.5, len(batch.lengths)))[None]}
+        return judge.certify(None, task.judged_difficulties(), [1], np.random.default_rng(0))[0]
+
+    good = judge_with({400: 3.5, 200: 1.5})
+    assert [row["length"] for row in good.rows] == [400, 200] and good.solved
+    bad = judge_with({400: 3.5, 200: 2.5})
+    assert not bad.solved and [row["certified"] for row in bad.rows] == [True, False]

@@ -248,6 +248,12 @@ class Task(abc.ABC):
 
         return MeanBelow(threshold=self.solve_threshold, metric=self.solve_metric)
 
+    def criterion_at(self, difficulty: dict[str, Any]):
+        """The criterion a row at `difficulty` (a judged or evaluated case) is certified against: `criterion`
+        unless the task scales it with the case (N-grams: 2 bits per 200 predicted bits at every length)."""
+        del difficulty
+        return self.criterion
+
     def sequence_stats(self, logits, batch) -> dict[str, Any]:
         """Per-sequence statistics [B] in JAX: cost in bits and bit errors; tasks may add their own."""
         from ntm import metrics  # JAX is only needed once a model runs

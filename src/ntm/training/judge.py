@@ -86,11 +86,7 @@ class Judge:
         """`rest`: the model's state besides its parameters, held fixed (see `step.make_grad_fn`).
         `judge_sequences`: the sample of a mean criterion; `max_failure_rate` overrides a rate criterion's."""
         self.task, self.chunk, self.pad_to = task, chunk, pad_to
-        self.criterion = task.criterion
-        if self.criterion.kind == "mean":
-            self.criterion = dataclasses.replace(self.criterion, sequences=judge_sequences)
-        elif max_failure_rate is not None:
-            self.criterion = dataclasses.replace(self.criterion, max_rate=max_failure_rate)
+        self.judge_sequences, self.max_failure_rate = judge_sequences, max_failure_rate
         if graphdef is None:  # a stand-in whose chunk_stats is replaced (tests)
             return
 
@@ -100,6 +96,16 @@ class Judge:
 
         self.stats_fn = jax.jit(jax.vmap(seed_stats, in_axes=(0, None, None)))
         self.key = jax.random.key(HELD_OUT_SEED)
+
+    def criterion_at(self, difficulty: dict[str, int]):
+        """The task's criterion for a row at `difficulty`, with this judge's sample (a mean criterion) or
+        largest failure rate (a rate criterion)."""
+        criterion = self.task.criterion_at(difficulty)
+        if criterion.kind == "mean":
+            return dataclasses.replace(criterion, sequences=self.judge_sequences)
+        if self.max_failure_rate is not None:
+            return dataclasses.replace(criterion, max_rate=self.max_failure_rate)
+        return criterion
 
     def chunks(self, rng: np.random.Generator, difficulty: dict[str, int], count: int):
         """Fresh held-out batches of `self.chunk` sequences, `count` of them."""
@@ -136,7 +142,8 @@ class Judge:
         `min_sequences`: draw at least this many at every difficulty even after a refusal (for a table's
         figures); 0 stops a refused seed at once. A seed with `may_certify[k]` False gets the screen only
         (its verdict is `deferred` if it passes: judging has used up its share for now)."""
-        K, criterion, metric = len(attempts), self.criterion, self.criterion.metric
+        K, criterion = len(attempts), self.criterion_at(difficulties[0])
+        metric = criterion.metric
         judged = [attempt is not None for attempt in attempts]
         level = [None if not judged[k] else (alphas[k] if alphas is not None
                                              else certify.attempt_alpha(attempts[k], run_alpha)) for k in range(K)]
@@ -160,6 +167,7 @@ class Judge:
         screened = list(going)
         solved = list(going)
         for difficulty in difficulties:
+            criterion = self.criterion_at(difficulty)
             collected: list[list[dict]] = [[] for _ in range(K)]
             counts, most = [0] * K, 0.0
 
