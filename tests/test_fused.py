@@ -285,10 +285,12 @@ def _twin_models(**options):
     return made["fused"], made["plain"]
 
 
-@pytest.mark.parametrize("options", [{}, {"read_heads": 2, "write_heads": 2, "learn_initial_reads": True},
-                                     {"memory_init": "learned", "learn_initial_weights": True},
+@pytest.mark.parametrize("options", [{}, {"read_heads": 2, "write_heads": 2, "learn_initial_reads": True,
+                                          "memory_init": "learned", "learn_initial_weights": True},
                                      {"address_size": 3, "read_heads": 2, "write_heads": 3}])
 def test_the_ntm_trains_the_same_with_either_memory_step(options):
+    """The loss and every parameter's gradient, the carry, logits and trace, and a call continued from that
+    carry agree. Each model's whole check is one jitted program (one compile, not one per eager call)."""
     from flax import nnx
 
     from ntm import metrics
@@ -300,28 +302,27 @@ def test_the_ntm_trains_the_same_with_either_memory_step(options):
     lengths = jnp.array([9, 4, 7])
     mask = jnp.arange(9)[None, :] < lengths[:, None]
 
-    def loss_and_grads(model):
+    def run(model):
         graphdef, params = nnx.split(model, nnx.Param)
 
         def loss(params):
-            logits = nnx.merge(graphdef, params)(inputs, lengths=lengths)
-            return metrics.loss(logits, targets, mask)
+            model = nnx.merge(graphdef, params)
+            traced = model(inputs, lengths=lengths, return_carry=True, trace=True)  # (carry, logits, trace)
+            continued = model(inputs, initial_carry=traced[0])
+            return metrics.loss(traced[1], targets, mask), (traced, continued)
 
-        return jax.jit(jax.value_and_grad(loss))(params)
+        return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
 
-    (fused_loss, fused_grads), (plain_loss, plain_grads) = loss_and_grads(fused_model), loss_and_grads(plain_model)
+    (fused_loss, (fused_traced, fused_continued)), fused_grads = run(fused_model)
+    (plain_loss, (plain_traced, plain_continued)), plain_grads = run(plain_model)
     np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-5)
     for g, w in zip(jax.tree.leaves(fused_grads), jax.tree.leaves(plain_grads)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * max(1.0, float(jnp.max(jnp.abs(w)))))
     # The carry given and returned is [B,N,M] with either step, and so is the trace's memory.
-    fused_carry, fused_logits, fused_trace = fused_model(inputs, return_carry=True, trace=True)
-    plain_carry, plain_logits, plain_trace = plain_model(inputs, return_carry=True, trace=True)
-    assert fused_carry.memory.shape == (3, 12, 6)
-    for g, w in zip(jax.tree.leaves((fused_carry, fused_logits, fused_trace)),
-                    jax.tree.leaves((plain_carry, plain_logits, plain_trace))):
+    assert fused_traced[0].memory.shape == (3, 12, 6) and fused_traced[2].memory.shape == (3, 9, 12, 6)
+    for g, w in zip(jax.tree.leaves(fused_traced), jax.tree.leaves(plain_traced)):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
-    continued = fused_model(inputs, initial_carry=fused_carry)
-    np.testing.assert_allclose(continued, plain_model(inputs, initial_carry=plain_carry), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fused_continued, plain_continued, rtol=1e-5, atol=1e-5)
 
 
 def test_the_cell_alone_takes_the_fused_step_on_a_slots_first_carry():
@@ -350,13 +351,16 @@ def test_fused_step_bounds_the_gradient_into_the_previous_weighting_like_the_pla
     probe = jnp.linspace(-1.0, 1.0, n)[None, None, :]
 
     def final(start, step):
-        weights, mem = start, memory
-        for _ in range(100):
+        def body(carry, _):
+            mem, weights = carry
             weights, _, mem = step(mem, weights, keys, strengths, gates, shifts, gammas, erase, add, read_heads=1)
+            return (mem, weights), None
+
+        (_, weights), _ = jax.lax.scan(body, (memory, start), length=100)  # 100 steps, compiled once
         return jnp.sum(weights * probe)
 
     start = jnp.full((1, 2, n), 1.0 / n)
-    fused = jax.grad(final)(start, fused_module.memory_step)
-    plain = jax.grad(final)(start, fused_module.reference_memory_step)
+    fused = jax.jit(jax.grad(final), static_argnums=1)(start, fused_module.memory_step)
+    plain = jax.jit(jax.grad(final), static_argnums=1)(start, fused_module.reference_memory_step)
     assert np.isfinite(fused).all() and np.isfinite(plain).all()
     np.testing.assert_allclose(fused, plain, rtol=1e-4, atol=1e-5)

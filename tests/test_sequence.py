@@ -1,6 +1,8 @@
 """Tests of what the NTM, DNC and LSTM share through `ntm.sequence`: padding by selection (NaN inert),
 checked lengths and masks, carry and batch checks, dtypes (bfloat16, float64), zeroed padded traces."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +41,12 @@ def loss_and_grads(model, x, return_carry=True, **options):
     return value, carry, logits, grads
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "return_carry"))
+def jitted_loss_and_grads(graphdef, params, x, lengths, return_carry):
+    """`loss_and_grads` of nnx.merge(graphdef, params) as one compiled program (clean and poisoned inputs share it)."""
+    return loss_and_grads(nnx.merge(graphdef, params), x, return_carry, lengths=lengths)
+
+
 def assert_trees_close(a, b, **tolerance):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -53,8 +61,9 @@ def test_nan_in_padded_steps_touches_no_output_carry_or_gradient(name, return_ca
     lengths = jnp.array([6, 2, 4])
     padded = jnp.arange(6)[None, :, None] >= lengths[:, None, None]
     poisoned = jnp.where(padded, jnp.nan, clean)
-    want = loss_and_grads(model, jnp.where(padded, 0.0, clean), return_carry, lengths=lengths)
-    got = loss_and_grads(model, poisoned, return_carry, lengths=lengths)
+    graphdef, params = nnx.split(model)
+    want = jitted_loss_and_grads(graphdef, params, jnp.where(padded, 0.0, clean), lengths, return_carry)
+    got = jitted_loss_and_grads(graphdef, params, poisoned, lengths, return_carry)
     for tree in got:
         assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(tree))
     assert_trees_close(got, want, rtol=1e-6, atol=1e-7)
@@ -189,23 +198,28 @@ def test_param_dtype_sets_every_parameter_dtype(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_float64_works_under_x64_and_matches_float32(name):
-    x = inputs()
+    x, lengths = inputs(), jnp.array([6, 3, 5])
     wide = BUILDERS[name]()
     want = wide(x)
     with jax.enable_x64(True):
-        model = BUILDERS[name](dtype="float64", param_dtype="float64")
-        nnx.update(model, jax.tree.map(lambda a: a.astype(jnp.float64), nnx.state(wide, nnx.Param)))
+        # built abstractly (its initialisers need not compile again in float64), then given the same parameters
+        model = nnx.eval_shape(lambda: BUILDERS[name](dtype="float64", param_dtype="float64"))
         assert {leaf.dtype for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype(jnp.float64)}
-        _, carry, logits, grads = loss_and_grads(model, jnp.asarray(np.asarray(x), jnp.float64),
-                                                 lengths=jnp.array([6, 3, 5]))
+        nnx.update(model, jax.tree.map(lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating)
+                                       else a, nnx.state(wide)))
+        assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(nnx.state(model)))
+        wide_inputs = jnp.asarray(np.asarray(x), jnp.float64)
+        _, carry, logits, grads = jitted_loss_and_grads(*nnx.split(model), wide_inputs, lengths, True)
         assert logits.dtype == jnp.float64
         assert {leaf.dtype for leaf in jax.tree.leaves(carry) + jax.tree.leaves(grads)} == {jnp.dtype(jnp.float64)}
-        # the default float32 model takes float64 inputs under x64 too (cast at the call)
-        assert BUILDERS[name]()(jnp.asarray(np.asarray(x), jnp.float64)).dtype == jnp.float32
-        full = model(jnp.asarray(np.asarray(x), jnp.float64))
-    # the same parameters in float64: the same logits up to float32 rounding, and not bit for bit
-    np.testing.assert_allclose(np.asarray(full), want, rtol=1e-4, atol=1e-5)
-    assert not np.array_equal(np.asarray(full, np.float32), np.asarray(want))
+        # the default float32 model takes float64 inputs under x64 too (cast at the call; its dtype is
+        # decided when the call is traced, so tracing it is enough)
+        assert jax.eval_shape(lambda x: BUILDERS[name]()(x), wide_inputs).dtype == jnp.float32
+    # the same parameters in float64: the same logits up to float32 rounding at every real step (a step's
+    # logits do not depend on later steps), zero at padded ones, and not bit for bit
+    real = np.arange(6)[None, :, None] < np.asarray(lengths)[:, None, None]
+    np.testing.assert_allclose(np.asarray(logits), np.where(real, want, 0.0), rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(np.asarray(logits, np.float32), np.asarray(want))
 
 
 def test_float64_without_x64_is_a_clear_error_at_build():
