@@ -27,10 +27,9 @@ def model_for(task_name, kind, seed):
 def randomised(model, seed):
     """Every parameter drawn at random (no zero biases), so a misplaced row or column changes the outputs."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    models.put_params(model, jax.tree.unflatten(
-        tree, [0.3 * jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]))
+    rng = np.random.default_rng(seed)  # numpy: no XLA program to compile for each parameter's shape
+    models.put_params(model, jax.tree.map(lambda leaf: (0.3 * rng.normal(size=leaf.shape)).astype(leaf.dtype),
+                                          params))
     return model
 
 
