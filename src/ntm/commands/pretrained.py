@@ -52,7 +52,7 @@ def pretrained_tables(index: dict[str, dict[str, Any]]) -> tuple[Table, Table]:
     width = max(len(name) for name in names)
     shipped = Table(title="pretrained models: ntm.pretrained(NAME), ntm demo NAME", title_justify="left")
     shipped.add_column("name", no_wrap=True, min_width=width)
-    tasks_differ = any(task_text(index[name]) != name for name in names)
+    tasks_differ = any(index[name]["task"] != name for name in names)
     if tasks_differ:
         shipped.add_column("task", overflow="fold")
     for column in ("model", "parameters", "training sequences", "training time"):
@@ -65,17 +65,17 @@ def pretrained_tables(index: dict[str, dict[str, Any]]) -> tuple[Table, Table]:
     figures.add_column("bit errors per sequence", overflow="fold")
     for name in names:
         entry = index[name]
-        cells = [name] + ([task_text(entry)] if tasks_differ else [])
+        cells = [name] + ([entry["task"]] if tasks_differ else [])
         shipped.add_row(*cells, entry["model"], f"{entry['parameters']:,}", f"{entry['training_sequences']:,}",
                         f"{entry['wall_time']:.1f} s")
-        figures.add_row(name, eval_summary(entry))
+        options = options_text(entry)
+        figures.add_row(name, eval_summary(entry) + (f"; trained with {options}" if options else ""))
     return shipped, figures
 
 
-def task_text(entry: dict[str, Any]) -> str:
-    """'copy' or 'copy (max_length=10)': the task a model was trained on, with its options."""
-    options = ", ".join(f"{key}={value}" for key, value in (entry.get("task_options") or {}).items())
-    return entry["task"] + (f" ({options})" if options else "")
+def options_text(entry: dict[str, Any]) -> str:
+    """'max_length=10' or '': the task options a model was trained with (its figures' difficulty)."""
+    return ", ".join(f"{key}={value}" for key, value in sorted((entry.get("task_options") or {}).items()))
 
 
 def run_pretrained(args, console: Console) -> int:
