@@ -63,7 +63,8 @@ class Task(abc.ABC):
                               or 1) and mask (1 where scored) up to each sequence's length, and lengths
     Optional: TRAINING_DEFAULTS (settings per model), REPRODUCTION_BUDGET (`ntm reproduce`'s, per model),
     `sequence_stats` with its own `solve_metric`, `reference_costs`, `_check_extra` (more checks of a
-    difficulty), `axis_label`, `solve_reason`.
+    difficulty), `axis_label`, `solve_reason`, `criterion_at` (a criterion that scales with each judged
+    row's difficulty, as N-grams' 2 bits per 200 predicted bits).
     """
 
     name: ClassVar[str]
