@@ -14,22 +14,10 @@ import argparse
 
 import numpy as np
 
-import ntm
-from ntm import tasks
-from ntm.saving import pretrained_entry, read_index
-from ntm.training.runs import load_run
+import stepkit  # benchmarks/: shared by the benchmarks
 
 SHIFTS = range(-3, 4)
 CHUNK = 500
-
-
-def load(name: str):
-    """(model, task) of a run directory, or of a pretrained model by name."""
-    if name in read_index():
-        entry = pretrained_entry(name)
-        return ntm.pretrained(name), tasks.get(entry["task"], **entry.get("task_options", {}))
-    run = load_run(name)
-    return run.model, run.task
 
 
 def shift_matches(output: np.ndarray, given: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -45,9 +33,7 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
-    model, task = load(args.model)
-    if task.name != "copy":
-        raise SystemExit(f"copy_tail: {args.model} is a {task.name} model, not copy")
+    model, task = stepkit.trained(args.model, "copy")
     rng, failing, shifted = np.random.default_rng(args.seed), 0, 0
     width = task.output_size
     for _ in range(-(-args.sequences // CHUNK)):
@@ -62,8 +48,9 @@ def main() -> None:
             failing += 1
             whole_shift = [k for k, (hit, total) in matches.items() if k and total and hit >= total - 1]
             shifted += bool(whole_shift) and matches[0][0] == 0
+            places = " ".join(f"{k:+d}:{hit}/{total}" for k, (hit, total) in matches.items())
             print(f"length {length:2d}: {int(wrong[i].sum()):3d} wrong bits on {int(wrong[i].any(-1).sum())} steps;"
-                  " equal to the input k places on: " + " ".join(f"{k:+d}:{hit}/{total}" for k, (hit, total) in matches.items()))
+                  f" equal to the input k places on: {places}")
     print(f"{failing} of {args.sequences} sequences with a wrong bit; {shifted} of them a whole copy from the "
           f"wrong start")
 

@@ -5,7 +5,8 @@
 compiles the step with `ntm.training.parallel.compile_step`, so a benchmark can spread it over
 devices or keep it on one. The returned `Bench` times steps either on one fixed batch (the step
 alone) or, with `sample=True`, drawing a fresh batch for every seed at every step as the training
-loop does (what a user waits for).
+loop does (what a user waits for). `trained(name, task)` loads a run directory's or a pretrained
+model with the task it was trained on, for the scripts that study a trained model.
 
 Device counts must be set before JAX starts: scripts call `ntm.runtime.set_host_devices` first and
 import this module after.
@@ -14,6 +15,7 @@ import this module after.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import jax
@@ -21,9 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ntm import tasks
+import ntm
+from ntm import saving, tasks
+from ntm.rundir import RunDirectoryError
 from ntm.training import parallel
 from ntm.training.loop import build_model
+from ntm.training.runs import load_run
 from ntm.training.settings import TrainSettings
 from ntm.training.state import stack
 from ntm.training.step import make_apply_fn, make_grad_fn, make_optimizer
@@ -122,3 +127,23 @@ def load_average() -> str:
             return f.read().split()[0]
     except OSError:
         return "n/a"
+
+
+def trained(name: str, task_name: str):
+    """(model, task) of a run directory or a pretrained model's name, trained on `task_name` (the task
+    built with the options it was trained with); else one line on stderr saying what is wrong, and exit 2."""
+    try:
+        if name in saving.read_index():
+            entry = saving.pretrained_entry(name)
+            model, task = ntm.pretrained(name), tasks.get(entry["task"], **entry.get("task_options", {}))
+        else:
+            run = load_run(name)
+            model, task = run.model, run.task
+    except (ValueError, RunDirectoryError) as error:
+        problem = f"{name}: {error}"
+    else:
+        if task.name == task_name:
+            return model, task
+        problem = f"{name} is a {task.name} model, not {task_name}"
+    print(problem, file=sys.stderr)
+    raise SystemExit(2)

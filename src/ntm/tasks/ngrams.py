@@ -13,6 +13,7 @@ the Bayes-optimal cost is ~131.3 bits per 200-bit sequence (20,000 sequences), m
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -104,8 +105,8 @@ class NGramsTask(Task):
         batch.lengths[:] = steps
         return tables
 
-    def optimal_costs(self, batch: Batch) -> np.ndarray:
-        """Cost in bits of each sequence [B] under the Bayes-optimal estimator.
+    def optimal_step_costs(self, batch: Batch) -> np.ndarray:
+        """Cost in bits of each step [B, T] under the Bayes-optimal estimator (0 where not scored).
 
         It predicts P(1 | context) = (N1 + 1/2) / (N1 + N0 + 1), with N1 and N0 the ones and zeros
         seen after that context earlier in the same sequence (scored steps only), the posterior mean
@@ -125,7 +126,11 @@ class NGramsTask(Task):
         count_ones = np.take_along_axis(before_ones, context[..., None], axis=2)[..., 0]
         p_one = (count_ones + 0.5) / (count + 1.0)
         p_actual = np.where(following, p_one, 1.0 - p_one)
-        return -(np.log2(p_actual) * scored).sum(axis=1)
+        return -(np.log2(p_actual) * scored)
+
+    def optimal_costs(self, batch: Batch) -> np.ndarray:
+        """Cost in bits of each sequence [B] under the Bayes-optimal estimator (`optimal_step_costs`)."""
+        return self.optimal_step_costs(batch).sum(axis=1)
 
     def optimal_cost(self, batch: Batch) -> float:
         """Bayes-optimal cost in bits per sequence, averaged over the batch."""
@@ -154,8 +159,6 @@ class NGramsTask(Task):
     def criterion_at(self, difficulty: dict[str, Any]):
         """Every row is judged per predicted bit: 2 bits above optimal per 200 at its own length (1 at 100,
         4 at 400), so training on a range of lengths judges 200 bits as the paper does."""
-        import dataclasses
-
         return dataclasses.replace(self.criterion, threshold=self.threshold_at(self.resolve(**difficulty)))
 
     @property

@@ -68,8 +68,7 @@ class TrainState(NamedTuple):
     def learning_rate(self, k: int) -> float:
         """Seed k's learning rate, as the optimizer holds it (`optax.inject_hyperparams`), written with the
         fewest digits that give back the same float32 (3e-3, not 0.003000000026077032)."""
-        rate = np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k])
-        return float(np.format_float_positional(rate, unique=True))
+        return shortest(np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k]))
 
     def step_size(self, k: int) -> float:
         """Seed k's learning rate times the scale of its one-time drop (`--lr-drop-below`/`-after`), if any:
@@ -77,8 +76,7 @@ class TrainState(NamedTuple):
         drops = [leaf for leaf in jax.tree.leaves(self.opt_state, is_leaf=lambda x: isinstance(x, DropState))
                  if isinstance(leaf, DropState)]
         scale = np.float32(np.asarray(drops[0].scale)[k]) if drops else np.float32(1)
-        rate = np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k]) * scale
-        return float(np.format_float_positional(rate, unique=True))
+        return shortest(np.float32(np.asarray(self.opt_state.hyperparams["learning_rate"])[k]) * scale)
 
     def with_learning_rate(self, k: int, lr: float) -> "TrainState":
         """This state with seed k's learning rate set to `lr`."""
@@ -96,6 +94,11 @@ class TrainState(NamedTuple):
 
         return self._replace(params=jax.tree.map(put, self.params, params),
                              opt_state=jax.tree.map(put, self.opt_state, opt_state))
+
+
+def shortest(rate: np.float32) -> float:
+    """A float32 written with the fewest digits that give it back (3e-3, not 0.003000000026077032)."""
+    return float(np.format_float_positional(rate, unique=True))
 
 
 def stack(trees: list[Any]) -> Any:

@@ -37,8 +37,8 @@ def one_time_drop(factor: float, below: float | None = None,
                   after_steps: int | None = None) -> optax.GradientTransformationExtraArgs:
     """Scale updates by `factor`, for good, from the first step at which the bias-corrected running mean
     of the `bit_errors` extra argument (training bit errors per sequence) is under `below`, or once
-    `after_steps` steps have been taken at the full size, whichever comes first. Its state lives in the optimizer state, so
-    checkpoints keep it and a resumed run drops alike."""
+    `after_steps` steps have been taken at the full size, whichever comes first. Its state lives in the
+    optimizer state, so checkpoints keep it and a resumed run drops alike."""
 
     def init(params):
         del params
