@@ -4,6 +4,7 @@ trains within its budget, a rerun skips what is done and resumes what was cut of
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ import pytest
 from ntm import published, tasks
 from ntm.commands import cli, reproduce, results_page
 from ntm.commands.reproduce import Budget, Plan
+from ntm.plots.figures import training_rows
 from ntm.training.records import Solved, Training
+from ntm.training.runs import RunDirectory
 
 
 def plan(tmp_path, **changes):
@@ -56,7 +59,7 @@ def test_a_bad_plan_is_refused(tmp_path, changes):
 
 
 def fake_record(task, model, elapsed, budget_seconds, solved=(), sequences=(), rows=None, budget_sequences=200_000):
-    """A results.json record of a finished pair: one seed per entry of `solved`."""
+    """A record of a finished pair: one seed per entry of `solved`."""
     rows = rows or [[] for _ in solved]
     seeds = [{"seed": k, "run_dir": f"{task}-{model}/seed-{k}", "solved": s, "solved_sequences": n if s else None,
               "solved_seconds": n / 100 if s else None, "sequences": n, "steps": n // 8, "seconds": n / 100,
@@ -180,6 +183,21 @@ def test_the_curve_figure_draws_each_models_median_and_spread_over_seeds(tmp_pat
     assert path.is_file() and path.stat().st_size > 10_000
 
 
+def test_a_thinned_curve_keeps_the_figure_and_fits_in_a_record():
+    from ntm.plots.reproduction import curve_records, seed_bands, thinned_curve
+
+    steps = 20_000
+    full = seed_records([100.0 / (i + 1) for i in range(steps)], [30.0 / (1 + i / 100) for i in range(steps)], every=8)
+    full.insert(5, Training(step=3, sequences=24, cost=math.nan))  # a row without a cost is left out
+    curve = thinned_curve(full)
+    assert 100 < len(curve["sequences"]) <= 400 and curve["sequences"][0] == 8 and curve["sequences"][-1] == 8 * steps
+    assert curve["cost"][:3] == [100.0, 50.0, 100.0 / 3]  # the first rows each fill a bin of their own
+    assert json.loads(json.dumps(curve)) == curve
+    for field in ("cost", "bit_errors"):
+        exact, thinned = seed_bands({"ntm": [full]}, field)["ntm"], seed_bands({"ntm": [curve_records(curve)]}, field)["ntm"]
+        np.testing.assert_allclose(thinned.median, exact.median, rtol=0.05, atol=0.05)
+
+
 def test_ngram_contexts_are_read_from_the_last_five_bits():
     from ntm.plots.reproduction import contexts_of, weights_by_context
 
@@ -235,7 +253,8 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
     argv = ["reproduce", "--out", str(out), "--page", str(page), "--tasks", "copy", "--models", "ntm,lstm",
             "--seeds", "2", "--eval-sequences", "100"]
     assert cli.main(argv) == 0
-    records = json.loads((out / "results.json").read_text())
+    kept = page.parent / "results" / "reproduction.json"  # the records live beside the page, not in the runs
+    records = json.loads(kept.read_text())
     assert sorted(records) == ["copy-lstm", "copy-ntm"]
     ntm, lstm = records["copy-ntm"], records["copy-lstm"]
     assert len(ntm["seeds"]) == 2 and len(lstm["seeds"]) == 1
@@ -246,6 +265,10 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
         assert [row["length"] for row in seed["rows"]] == [2, 3, 5]
         assert seed["rows"][-1]["sequences"] == 100 and seed["seconds"] >= 0.05 * 60  # stopped by the minutes
         assert (out / seed["run_dir"] / "eval.json").is_file()  # every seed judged, not only the best
+        logged = [row.sequences for row in training_rows(RunDirectory(out / seed["run_dir"]).records())]
+        assert seed["curve"]["sequences"][-1] == logged[-1] and len(seed["curve"]["cost"]) <= len(logged)
+    assert [picture["file"] for picture in ntm["pictures"]] == ["copy-ntm-5.png"]
+    assert ntm["pictures"][0]["caption"].startswith("ntm (best seed), length 5: ")
     assert ntm["elapsed_seconds"] >= 2 * 0.05 * 60 / 2 and "test" not in ntm["machine"]
     err = capsys.readouterr().err
     assert "left: 2 pair(s), at most" in err and "copy-ntm: " in err and "at the pace of the 1 finished" in err
@@ -261,21 +284,29 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
     trained = (out / "copy-ntm" / "seed-0" / "metrics.jsonl").stat().st_mtime
     lstm_steps = lstm["seeds"][0]["steps"]
     del records["copy-lstm"]
-    (out / "results.json").write_text(json.dumps(records))
+    kept.write_text(json.dumps(records))
     assert cli.main(argv) == 0
-    again = json.loads((out / "results.json").read_text())
+    again = json.loads(kept.read_text())
+    made = page.read_text()
     assert (out / "copy-ntm" / "seed-0" / "metrics.jsonl").stat().st_mtime == trained
     assert again["copy-lstm"]["seeds"][0]["steps"] == lstm_steps
     err = capsys.readouterr().err
     assert "copy-ntm: 2 seed(s)" in err and "done in" in err and "copy-lstm: 1 seed(s)" in err and "resumes" in err
 
     # The best NTM seed ships with the figures it was recorded with.
-    the_plan = Plan(out, page, ("copy",), ("ntm", "lstm"), seeds=2)
+    the_plan = Plan(out, page, ("copy",), ("ntm", "lstm"), seeds=2, eval_sequences=100)
     assert reproduce.ship(the_plan, again, root=tmp_path / "shipped") == ["copy"]
     entry = json.loads((tmp_path / "shipped" / "index.json").read_text())["models"]["copy"]
     best = again["copy-ntm"]["seeds"][again["copy-ntm"]["best"]]
     assert entry["eval_rows"] == best["rows"] and entry["training_sequences"] == best["sequences"]
     assert entry["notes"].startswith("ntm reproduce: the best of 2 seeds")
+
+    # Once recorded, the runs are no longer needed: the page is made again from the records alone.
+    shutil.rmtree(out)
+    (page.parent / "results" / "copy-learning.png").unlink()
+    page.unlink()
+    results_page.write_page(the_plan, again)
+    assert page.read_text() == made and (page.parent / "results" / "copy-learning.png").is_file()
 
 
 @pytest.mark.slow  # two tiny NTMs trained for a few steps, then traced

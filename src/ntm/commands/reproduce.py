@@ -8,14 +8,18 @@ value. By default the NTM gets 4 seeds (at least three, and two per core on a 2-
 and the DNC one each; `--seeds`, `--baseline-seeds`, `--minutes` (every pair's cap) and `--scale` (every
 budget times F) change that.
 
-A pair that finished is recorded in `OUT/results.json` and skipped when the command runs again, and a pair
-cut off mid-run resumes from its checkpoints, so a killed reproduction goes on where it stopped. Before
+A pair that finished is recorded beside the page (`results/reproduction.json` next to it: its seeds' figures,
+final tables and thinned learning curves, and the pictures drawn from its best seed then) and skipped when
+the command runs again; a pair cut off mid-run resumes from its checkpoints in OUT. So a killed
+reproduction goes on where it stopped, and once a pair is recorded its run directories are no longer needed:
+the page is made from the records alone, and the reproduction can be carried over sittings on different
+machines by keeping the page's folder (as this project does in git). Before
 the run and after each pair the command prints what is left and how long it should take: at most the
 budgets' minutes, and at the pace of the pairs already finished. `--dry-run` prints only that.
 
 The results page (`--page`, default docs/results.md; `ntm.commands.results_page`) puts our figures beside
 the paper's and other published ones (`ntm.published`). `--ship` copies each task's best NTM seed into the
-package's pretrained models with its figures.
+package's pretrained models with its figures, as each NTM pair finishes.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ from ntm.rundir import read_json, write_json_atomically
 from ntm.training.records import Training, of_kind
 from ntm.training.runs import RunDirectory, SeedGroup
 
-RESULTS_FILE = "results.json"
+RECORDS_FILE = "reproduction.json"  # in the page's image folder
 MODELS = ("ntm", "lstm", "dnc")
-# Records of another version are made again (from the run directories: nothing retrains).
-RECORD_VERSION = 2
+# Records of another version are made again from the run directories where they are still in OUT (nothing
+# retrains); version 3 added the seeds' curves and the pairs' pictures.
+RECORD_VERSION = 3
 DEFAULT_SEEDS = 4
 # Until a pair has finished, evaluating one seed (its final table, report, pictures) is taken to cost this.
 EVALUATION_ALLOWANCE_S = 60.0
@@ -66,6 +71,11 @@ class Plan:
     minutes: float | None = None  # every pair's cap instead of its task's
     scale: float = 1.0  # every budget (sequences and minutes) times this
     eval_sequences: int = 1000
+    ship: bool = False  # each finished NTM pair's best seed into the package's pretrained models
+
+    @property
+    def records_path(self) -> Path:
+        return self.page.parent / "results" / RECORDS_FILE
 
     def __post_init__(self):
         for name in self.tasks:
@@ -220,8 +230,10 @@ def machine_text() -> str:
 
 
 def seed_record(plan: Plan, seed, conclusion) -> dict[str, Any]:
-    """One seed in results.json: its training figures, its verdict and final table."""
-    return {"seed": seed.seed, "run_dir": os.path.relpath(seed.run_dir, plan.out), "solved": conclusion.solved,
+    """One seed in the records: its training figures, its verdict, final table and thinned learning curve."""
+    from ntm.plots.reproduction import thinned_curve
+
+    return {"curve": thinned_curve(RunDirectory(seed.run_dir).records()), "seed": seed.seed, "run_dir": os.path.relpath(seed.run_dir, plan.out), "solved": conclusion.solved,
             "solved_sequences": seed.solved_sequences, "solved_seconds": seed.solved_time,
             "sequences": seed.sequences, "steps": seed.step, "seconds": seed.wall_time, "diverged": seed.diverged,
             "verdict": conclusion.verdict, "rows": conclusion.rows}
@@ -260,18 +272,19 @@ def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, A
 
 
 def read_records(plan: Plan) -> dict[str, dict]:
-    """results.json's records of this version (others are made again, from the run directories)."""
-    path = plan.out / RESULTS_FILE
+    """The recorded pairs of this version (others are made again, from the run directories)."""
+    path = plan.records_path
     records = read_json(path) if path.is_file() else {}
     return {name: record for name, record in records.items() if record.get("version") == RECORD_VERSION}
 
 
 def reproduce(plan: Plan, console: Console | None = None) -> Path:
-    """Run every pair of the plan not yet recorded, then write the results page; returns its path."""
-    from ntm.commands.results_page import write_page
+    """Run every pair of the plan not yet recorded, writing the results page after each; returns its path."""
+    from ntm.commands.results_page import draw_pair, write_page
 
     console = console or Console(stderr=True)
     plan.out.mkdir(parents=True, exist_ok=True)
+    plan.records_path.parent.mkdir(parents=True, exist_ok=True)
     records = read_records(plan)
     print_plan(plan, records, console)
     for task, model in plan.pairs():
@@ -280,8 +293,13 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
             continue
         console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each {plan.budget(task, model).text()}",
                       soft_wrap=True)
-        records[name] = run_pair(plan, task, model, console)
-        write_json_atomically(plan.out / RESULTS_FILE, records)
+        record = run_pair(plan, task, model, console)
+        record["pictures"] = draw_pair(plan, record)
+        if plan.ship and model == "ntm":
+            console.print(f"shipped as pretrained: {', '.join(ship(plan, {name: record}))}", soft_wrap=True)
+        records[name] = record
+        write_json_atomically(plan.records_path, records)
+        write_page(plan, records)  # a reproduction cut off later still leaves a page true to its records
         seeds = records[name]["seeds"]
         console.print(f"{name}: {sum(seed['solved'] for seed in seeds)} of {len(seeds)} seed(s) certified solved, in "
                       f"{format_minutes(records[name]['elapsed_seconds'])}", soft_wrap=True)
@@ -338,7 +356,8 @@ def add_commands(commands) -> None:
     command.add_argument("--dry-run", action="store_true", help="print the pairs, their budgets and the time "
                                                                "left, and train nothing")
     command.add_argument("--ship", action="store_true", help="also ship each task's best NTM seed as its pretrained "
-                                                            "model (into the package's pretrained_models folder)")
+                                                            "model (into the package's pretrained_models folder) as "
+                                                            "its pair finishes")
     command.set_defaults(handler=run_command)
 
 
@@ -347,14 +366,11 @@ def run_command(args, console: Console) -> int:
 
     plan = Plan(Path(args.out), Path(args.page), tuple(t for t in args.tasks.split(",") if t),
                 tuple(m for m in args.models.split(",") if m), args.seeds, args.baseline_seeds, args.minutes,
-                args.scale, args.eval_sequences)
+                args.scale, args.eval_sequences, args.ship)
     if args.dry_run:
         print_plan(plan, read_records(plan), Console())
         return 0
     set_host_devices(8, plan.seeds)  # before JAX starts: one CPU device per core where the seeds or batches divide
     page = reproduce(plan, console)
     Console().print(f"results page: {page}")
-    if args.ship:
-        shipped = ship(plan, read_records(plan))
-        Console().print(f"shipped as pretrained: {', '.join(shipped) or 'none'}")
     return 0

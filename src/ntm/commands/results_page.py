@@ -1,6 +1,8 @@
 """The results page of `ntm reproduce` (docs/results.md): ours beside the paper's and other published figures.
 
-From the records of results.json (`ntm.commands.reproduce`) and the run directories they name:
+From the reproduction's records alone (`ntm.commands.reproduce`, kept beside the page as
+results/reproduction.json with each seed's thinned learning curve and each pair's pictures, drawn by
+`draw_pair` when the pair finished), so the page can be made again after the run directories are gone:
   - one summary table: per task our NTM's figure, the paper's, the best other published one (`ntm.published`),
     and whether ours is better than each;
   - the budgets, the total wall time the reproduction took and the machine;
@@ -179,10 +181,41 @@ def generalisation_rows(task_object, present: list[dict]) -> tuple[list[str], li
     return header + [title for title, _ in columns], rows
 
 
-def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[str]:
-    from ntm.plots.reproduction import plot_ngram_contexts, plot_priority_sort_addressing, plot_seed_curves
+def draw_pair(plan, record: dict[str, Any]) -> list[dict[str, str]]:
+    """The pictures of a finished pair's best seed, drawn into the page's image folder while its run directory
+    is at hand: the generalisation pictures (NTM and LSTM) and, for the NTM on priority sort and N-grams,
+    where it writes and reads. Each is {"file": the PNG's name, "caption": what it shows, with its figures}."""
+    from ntm.plots.reproduction import plot_ngram_contexts, plot_priority_sort_addressing
     from ntm.plots.runs import show_run
-    from ntm.training.runs import RunDirectory
+
+    task, model = record["task"], record["model"]
+    task_object = tasks.get(task)
+    image_dir = plan.page.parent / "results"
+    best_dir = plan.out / record["seeds"][record["best"]]["run_dir"]
+    pictures = []
+    for value in task_object.PICTURE_VALUES if model in ("ntm", "lstm") else ():
+        shown = show_run(best_dir, value, out=image_dir / f"{task}-{model}-{value}.png")
+        pictures.append({"file": shown.path.name, "caption": f"{model} (best seed), {task_object.generalisation_key} "
+                                                             f"{value}: {shown.bit_errors} bit errors of {shown.scored_bits}"})
+    if model == "ntm" and task in ("priority_sort", "ngrams"):
+        out = image_dir / f"{task}-ntm-addressing.png"
+        if task == "priority_sort":
+            found = plot_priority_sort_addressing(best_dir, out)
+            words = (f"Where the best NTM seed writes each item against its priority, and reads at each output "
+                     f"step (the paper's Figure 17): write location and priority correlate at "
+                     f"{found.correlation:+.2f}, over {found.distinct} distinct locations.")
+        else:
+            found = plot_ngram_contexts(best_dir, out)
+            words = (f"The best NTM seed's mean read weighting for each 5-bit context, and its write weighting "
+                     f"one step later (the paper's Figure 15): the {found.contexts} contexts seen read "
+                     f"{found.distinct} distinct slots, and {found.correlation:.0%} of reads are at their "
+                     "context's slot.")
+        pictures.append({"file": found.path.name, "caption": words})
+    return pictures
+
+
+def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[str]:
+    from ntm.plots.reproduction import curve_records, plot_seed_curves
 
     task_object = tasks.get(task)
     metric_words = ("bits above the Bayes-optimal cost" if task_object.solve_metric == "excess_cost"
@@ -198,32 +231,13 @@ def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[
     if figures:
         lines += ["Published:", ""] + [f"- {figure.source}: {figure.text}. Source: {figure.where}." for figure in figures]
         lines.append("")
-    curves = {record["model"]: [RunDirectory(plan.out / seed["run_dir"]).records() for seed in record["seeds"]]
-              for record in present}
+    curves = {record["model"]: [curve_records(seed["curve"]) for seed in record["seeds"]] for record in present}
     path = plot_seed_curves(curves, image_dir / f"{task}-learning.png",
                             f"{task}: training cost and bit errors (median and spread over seeds)")
     lines += [f"![{task} learning curves](results/{path.name})", ""]
     for record in present:
-        best_dir = plan.out / record["seeds"][record["best"]]["run_dir"]
-        for value in task_object.PICTURE_VALUES if record["model"] in ("ntm", "lstm") else ():
-            shown = show_run(best_dir, value, out=image_dir / f"{task}-{record['model']}-{value}.png")
-            lines += [f"{record['model']} (best seed), {task_object.generalisation_key} {value}: {shown.bit_errors} bit "
-                      f"errors of {shown.scored_bits}", "", f"![{task} {record['model']} {value}](results/{shown.path.name})",
-                      ""]
-        if record["model"] == "ntm" and task in ("priority_sort", "ngrams"):
-            out = image_dir / f"{task}-ntm-addressing.png"
-            if task == "priority_sort":
-                found = plot_priority_sort_addressing(best_dir, out)
-                words = (f"Where the best NTM seed writes each item against its priority, and reads at each output "
-                         f"step (the paper's Figure 17): write location and priority correlate at "
-                         f"{found.correlation:+.2f}, over {found.distinct} distinct locations.")
-            else:
-                found = plot_ngram_contexts(best_dir, out)
-                words = (f"The best NTM seed's mean read weighting for each 5-bit context, and its write weighting "
-                         f"one step later (the paper's Figure 15): the {found.contexts} contexts seen read "
-                         f"{found.distinct} distinct slots, and {found.correlation:.0%} of reads are at their "
-                         "context's slot.")
-            lines += [words, "", f"![{task} addressing](results/{found.path.name})", ""]
+        for picture in record["pictures"]:
+            lines += [picture["caption"], "", f"![{Path(picture['file']).stem}](results/{picture['file']})", ""]
     return lines
 
 

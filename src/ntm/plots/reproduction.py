@@ -6,7 +6,9 @@ seeds, and how a trained NTM addresses its memory on priority sort (the paper's 
     plot_priority_sort_addressing("runs/priority_sort-ntm/seed-0", "priority_sort-addressing.png")
     plot_ngram_contexts("runs/ngrams-ntm/seed-0", "ngrams-contexts.png")
 
-The curve figure is pure (records in, PNG out); the two addressing figures trace a batch of fresh sequences
+The curve figure is pure (records in, PNG out); `thinned_curve` keeps a seed's curve small enough for the
+reproduction's records (so the page can be drawn again after its run directories are gone) and
+`curve_records` turns it back into records. The two addressing figures trace a batch of fresh sequences
 through a run's model (as `ntm show` traces one) and return what they measured beside the path.
 """
 
@@ -29,10 +31,12 @@ from ntm.plots.figures import (
     save_figure,
     training_rows,
 )
-from ntm.training.records import Record
+from ntm.training.records import Record, Training
 
 # Points of the common grid of sequences that every seed's curve is read at (log-spaced).
 GRID_POINTS = 120
+# Bins of a thinned curve: several per grid point, so thinning does not change the figure visibly.
+THINNED_POINTS = 400
 # Fresh sequences traced for the addressing figures, from their own seed (apart from training and tests).
 ADDRESSING_SEQUENCES = 32
 ADDRESSING_SEED = 5_000_029
@@ -66,6 +70,33 @@ def seed_values(records: Sequence[Record], field: str, edges: np.ndarray) -> np.
             last = float(y[inside].mean())
         values[i] = last
     return values
+
+
+def thinned_curve(records: Sequence[Record], points: int = THINNED_POINTS) -> dict[str, list[float]]:
+    """A seed's training rows in at most `points` log-spaced bins of sequences: per bin the last row's
+    sequences and the mean cost and bit errors (JSON-ready lists; the figure reads its grid from these)."""
+    rows = training_rows(records)
+    if not rows:
+        return {"sequences": [], "cost": [], "bit_errors": []}
+    order = np.argsort([row.sequences for row in rows], kind="stable")  # a resumed run may log a row again
+    x = np.array([rows[i].sequences for i in order], dtype=float)
+    values = {field: np.array([getattr(rows[i], field) for i in order], dtype=float) for field in ("cost", "bit_errors")}
+    edges = np.geomspace(max(x[0], 1.0) * (1 - 1e-9), max(x[-1], 1.0), points + 1)
+    bins = np.clip(np.searchsorted(edges, x, side="left") - 1, 0, points - 1)
+    _, starts = np.unique(bins, return_index=True)  # sorted, so each bin is one run of rows
+    ends = np.append(starts[1:], len(x))
+    curve = {"sequences": [int(x[end - 1]) for end in ends], "cost": [], "bit_errors": []}
+    for field, column in values.items():
+        for start, end in zip(starts, ends):
+            finite = column[start:end][np.isfinite(column[start:end])]
+            curve[field].append(float(finite.mean()) if finite.size else math.nan)
+    return curve
+
+
+def curve_records(curve: Mapping[str, Sequence[float]]) -> list[Training]:
+    """A thinned curve as training records, for `plot_seed_curves`."""
+    return [Training(step=i + 1, sequences=int(sequences), cost=float(cost), bit_errors=float(errors))
+            for i, (sequences, cost, errors) in enumerate(zip(curve["sequences"], curve["cost"], curve["bit_errors"]))]
 
 
 def seed_bands(models: Mapping[str, Sequence[Sequence[Record]]], field: str,
