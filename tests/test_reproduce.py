@@ -5,6 +5,7 @@ trains within its budget, a rerun skips what is done and resumes what was cut of
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -324,3 +325,34 @@ def test_the_addressing_figures_trace_a_trained_ntm(tmp_path, quiet):
     found = plot_ngram_contexts(grams.run_dir, tmp_path / "grams.png", sequences=4)
     assert found.path.is_file() and 0 <= found.correlation <= 1 and 1 <= found.distinct <= min(16, found.contexts)
     assert 1 <= found.contexts <= 32
+
+
+# ----------------------------------------------------------------------------- on Ray
+
+
+def test_reproduce_on_ray_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    argv = ["reproduce", "--out", str(tmp_path / "runs"), "--page", str(tmp_path / "docs" / "results.md"),
+            "--tasks", "copy", "--models", "lstm", "--ray"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == 'ntm reproduce: Ray is not installed; pip install -e ".[sweep]"'
+    assert not (tmp_path / "runs" / "copy-lstm").exists()  # nothing trained
+
+
+@pytest.mark.slow  # an embedded Ray, two pairs on the real defaults trained for 3 s each in fresh workers
+def test_reproduce_runs_its_pairs_as_ray_tasks(tmp_path, capsys):
+    out, page = tmp_path / "runs", tmp_path / "docs" / "results.md"
+    argv = ["reproduce", "--out", str(out), "--page", str(page), "--tasks", "copy", "--models", "ntm,lstm",
+            "--seeds", "2", "--minutes", "0.05", "--eval-sequences", "100", "--ray"]
+    assert cli.main(argv) == 0
+    records = json.loads((page.parent / "results" / "reproduction.json").read_text())
+    assert sorted(records) == ["copy-lstm", "copy-ntm"]
+    assert len(records["copy-ntm"]["seeds"]) == 2 and len(records["copy-lstm"]["seeds"]) == 1
+    # each pair's worker got a core per seed: the NTM's two seeds trained on two XLA devices
+    assert "2 CPU device(s)" in records["copy-ntm"]["machine"] and "1 CPU device(s)" in records["copy-lstm"]["machine"]
+    for record in records.values():
+        assert all((out / seed["run_dir"] / "eval.json").is_file() for seed in record["seeds"])
+        assert all((page.parent / "results" / picture["file"]).is_file() for picture in record["pictures"])
+    assert "2 pair(s) handed to an embedded Ray" in capsys.readouterr().err
+    assert "| ntm |" in page.read_text() and "| lstm |" in page.read_text()

@@ -72,6 +72,7 @@ class Plan:
     scale: float = 1.0  # every budget (sequences and minutes) times this
     eval_sequences: int = 1000
     ship: bool = False  # each finished NTM pair's best seed into the package's pretrained models
+    ray: str | None = None  # run the pairs as Ray tasks: "local" (an embedded Ray) or a cluster's address
 
     @property
     def records_path(self) -> Path:
@@ -278,23 +279,71 @@ def read_records(plan: Plan) -> dict[str, dict]:
     return {name: record for name, record in records.items() if record.get("version") == RECORD_VERSION}
 
 
+def finish_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
+    """Train (or resume) one pair and draw its pictures while its run directories are at hand; its record."""
+    from ntm.commands.results_page import draw_pair
+
+    record = run_pair(plan, task, model, console)
+    record["pictures"] = draw_pair(plan, record)
+    return record
+
+
+def ray_pair(plan: Plan, task: str, model: str, devices: int) -> dict[str, Any]:
+    """`finish_pair` in a Ray worker of its own, with one XLA CPU device per core Ray granted it."""
+    from ntm.runtime import set_host_devices
+
+    set_host_devices(8, plan.seeds_of(model), count=devices)
+    return finish_pair(plan, task, model, Console(stderr=True, quiet=True))
+
+
+def pairs_on_ray(plan: Plan, pending: list[tuple[str, str]], console: Console):
+    """Run the pending pairs as Ray tasks, side by side where the CPUs allow (a pair asks for a core per seed);
+    yields (name, record) as each finishes. OUT and the page's folder must be at the same path on every
+    machine of a cluster (a shared file system), as for `ntm sweep`."""
+    from ntm.commands.ray_cluster import import_ray, largest_node_cpus, start_ray
+
+    ray = import_ray("reproduce")
+    plan = dataclasses.replace(plan, out=plan.out.resolve(), page=plan.page.resolve())  # a worker's cwd differs
+    started = start_ray(ray, None if plan.ray == "local" else plan.ray, None, "reproduce")
+    try:
+        largest = largest_node_cpus(ray)
+        # max_calls=1: every pair in a fresh worker, so its XLA device count can still be set
+        work = ray.remote(max_calls=1)(ray_pair)
+        running = {}
+        for task, model in pending:
+            cpus = max(1, min(plan.seeds_of(model), largest))
+            running[work.options(num_cpus=cpus).remote(plan, task, model, cpus)] = pair_name(task, model)
+        where = "an embedded Ray" if plan.ray == "local" else f"the Ray cluster at {plan.ray}"
+        console.print(f"{len(running)} pair(s) handed to {where}, {int(ray.cluster_resources().get('CPU', 0))} "
+                      "CPUs", soft_wrap=True)
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1)
+            yield running.pop(done[0]), ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def reproduce(plan: Plan, console: Console | None = None) -> Path:
     """Run every pair of the plan not yet recorded, writing the results page after each; returns its path."""
-    from ntm.commands.results_page import draw_pair, write_page
+    from ntm.commands.results_page import write_page
 
     console = console or Console(stderr=True)
     plan.out.mkdir(parents=True, exist_ok=True)
     plan.records_path.parent.mkdir(parents=True, exist_ok=True)
     records = read_records(plan)
     print_plan(plan, records, console)
-    for task, model in plan.pairs():
-        name = pair_name(task, model)
-        if name in records:
-            continue
-        console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each {plan.budget(task, model).text()}",
-                      soft_wrap=True)
-        record = run_pair(plan, task, model, console)
-        record["pictures"] = draw_pair(plan, record)
+    pending = [(task, model) for task, model in plan.pairs() if pair_name(task, model) not in records]
+
+    def one_after_another():
+        for task, model in pending:
+            name = pair_name(task, model)
+            console.print(f"[bold]{name}[/]: {plan.seeds_of(model)} seed(s), each "
+                          f"{plan.budget(task, model).text()}", soft_wrap=True)
+            yield name, finish_pair(plan, task, model, console)
+
+    for name, record in (pairs_on_ray(plan, pending, console) if plan.ray and pending else one_after_another()):
+        model = record["model"]
         if plan.ship and model == "ntm":
             console.print(f"shipped as pretrained: {', '.join(ship(plan, {name: record}))}", soft_wrap=True)
         records[name] = record
@@ -358,6 +407,12 @@ def add_commands(commands) -> None:
     command.add_argument("--ship", action="store_true", help="also ship each task's best NTM seed as its pretrained "
                                                             "model (into the package's pretrained_models folder) as "
                                                             "its pair finishes")
+    command.add_argument("--ray", action="store_true",
+                         help="run the pairs as Ray tasks side by side on this machine's cores (a core per seed; "
+                              'needs the sweep extra: pip install -e ".[sweep]")')
+    command.add_argument("--address", default=None, metavar="ADDR",
+                         help="run the pairs as Ray tasks on the Ray cluster at ADDR (HEAD_IP:6379 after `ray start "
+                              "--head`); --out and --page must be on a file system every machine shares")
     command.set_defaults(handler=run_command)
 
 
@@ -366,7 +421,7 @@ def run_command(args, console: Console) -> int:
 
     plan = Plan(Path(args.out), Path(args.page), tuple(t for t in args.tasks.split(",") if t),
                 tuple(m for m in args.models.split(",") if m), args.seeds, args.baseline_seeds, args.minutes,
-                args.scale, args.eval_sequences, args.ship)
+                args.scale, args.eval_sequences, args.ship, args.address or ("local" if args.ray else None))
     if args.dry_run:
         print_plan(plan, read_records(plan), Console())
         return 0

@@ -7,19 +7,17 @@ trial, and only when a sweep runs.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ntm.commands import ray_cluster
 from ntm.commands.sweep import TUNE_DIR, usage_error
 from ntm.commands.sweep.results import number, status_of
 from ntm.commands.sweep.space import Search
 from ntm.commands.sweep.trial import TrialPlan, run_trial
 from ntm.plots.figures import setting_text
 
-INSTALL_HINT = 'pip install -e ".[sweep]"'
 SCHEDULERS = ("fifo", "asha")
 # ASHA keeps the best 1/REDUCTION of the trials at each rung; with the first rung at 1/REDUCTION**3 of
 # the budget there are four rungs, the last one the whole budget.
@@ -30,33 +28,17 @@ NAME_LIMIT = 96
 
 def import_ray():
     """Ray and Tune, or a one-line UsageError saying how to install them."""
+    ray = ray_cluster.import_ray("sweep")
     try:
-        import ray
         from ray import tune
     except ImportError:
-        raise usage_error(f"Ray Tune is not installed; {INSTALL_HINT}") from None
+        raise usage_error(f"Ray Tune is not installed; {ray_cluster.INSTALL_HINT}") from None
     return ray, tune
 
 
 def start_ray(ray, address: str | None, num_cpus: int | None) -> bool:
     """Join the cluster at `address`, or start an embedded Ray; True if this call started (so must stop) it."""
-    if ray.is_initialized():  # a program that started Ray itself keeps it
-        return False
-    options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    try:
-        if address:
-            ray.init(address=address, **options)
-        else:
-            # "local": a new Ray of our own, never one that a `ray start` left running on this machine
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        text = " ".join(str(error).split())
-        if "auth" in f"{text} {error.__cause__}".lower():
-            text = ("the cluster wants its token: set RAY_AUTH_MODE=token and the cluster's token "
-                    "(RAY_AUTH_TOKEN, or ~/.ray/auth_token)")
-        where = f"join the Ray cluster at {address}" if address else "start Ray"
-        raise usage_error(f"could not {where}: {text[:300]}") from None
-    return True
+    return ray_cluster.start_ray(ray, address, num_cpus, "sweep")
 
 
 def trial_name(trial) -> str:
