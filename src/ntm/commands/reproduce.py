@@ -28,6 +28,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -290,8 +291,11 @@ def finish_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str
 
 def ray_pair(plan: Plan, task: str, model: str, devices: int) -> dict[str, Any]:
     """`finish_pair` in a Ray worker of its own, with one XLA CPU device per core Ray granted it."""
-    from ntm.runtime import set_host_devices
+    from ntm.runtime import DEVICE_COUNT_FLAG, HOST_DEVICES_ENV, set_host_devices
 
+    # The cores Ray granted decide, not a count the worker inherited from the driver's environment.
+    os.environ["XLA_FLAGS"] = re.sub(re.escape(DEVICE_COUNT_FLAG) + r"=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
+    os.environ.pop(HOST_DEVICES_ENV, None)
     set_host_devices(8, plan.seeds_of(model), count=devices)
     return finish_pair(plan, task, model, Console(stderr=True, quiet=True))
 
@@ -425,7 +429,8 @@ def run_command(args, console: Console) -> int:
     if args.dry_run:
         print_plan(plan, read_records(plan), Console())
         return 0
-    set_host_devices(8, plan.seeds)  # before JAX starts: one CPU device per core where the seeds or batches divide
+    if not plan.ray:  # (on Ray each pair's worker sets its own, from the cores it was granted)
+        set_host_devices(8, plan.seeds)  # before JAX starts: one CPU device per core where the seeds or batches divide
     page = reproduce(plan, console)
     Console().print(f"results page: {page}")
     return 0

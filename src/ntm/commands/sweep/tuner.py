@@ -28,8 +28,8 @@ NAME_LIMIT = 96
 
 def import_ray():
     """Ray and Tune, or a one-line UsageError saying how to install them."""
-    ray = ray_cluster.import_ray("sweep")
     try:
+        import ray
         from ray import tune
     except ImportError:
         raise usage_error(f"Ray Tune is not installed; {ray_cluster.INSTALL_HINT}") from None
