@@ -103,6 +103,21 @@ def test_dry_run_prints_the_pairs_their_budgets_and_the_time_left(tmp_path, caps
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_model_stands_first_by_certification_then_by_the_papers_measure():
+    def row(value, solved, inside=True, **figures):
+        return {"length": value, "items": value, "solved": solved, "in_training_range": inside, **figures}
+
+    certified = [row(10, True, bit_errors=0.0), row(20, True, bit_errors=0.02), row(50, False, False, bit_errors=9.0)]
+    tail = [row(10, False, bit_errors=0.001), row(20, True, bit_errors=0.0)]
+    assert reproduce.standing("copy", "length", certified) == (True, 0.0)
+    assert reproduce.standing("copy", "length", tail) == (False, 0.001)  # one unsolved row inside: not certified
+    assert (True, -0.0) > (False, -0.001)  # so ship keeps a certified model against one in the tail
+    # priority sort: the cost at the paper's 20 items, whatever rows come first
+    sort = [row(5, False, cost=1.0, bit_errors=0.5), row(20, False, cost=23.3, bit_errors=7.75)]
+    assert reproduce.standing("priority_sort", "items", sort) == (False, 23.3)
+    assert reproduce.standing("priority_sort", "items", sort[:1]) == (False, math.inf)
+
+
 # ----------------------------------------------------------------------------- the page's summary
 
 
@@ -296,11 +311,17 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
 
     # The best NTM seed ships with the figures it was recorded with.
     the_plan = Plan(out, page, ("copy",), ("ntm", "lstm"), seeds=2, eval_sequences=100)
-    assert reproduce.ship(the_plan, again, root=tmp_path / "shipped") == ["copy"]
+    assert reproduce.ship(the_plan, again, root=tmp_path / "shipped") == {"copy": "shipped"}
     entry = json.loads((tmp_path / "shipped" / "index.json").read_text())["models"]["copy"]
     best = again["copy-ntm"]["seeds"][again["copy-ntm"]["best"]]
     assert entry["eval_rows"] == best["rows"] and entry["training_sequences"] == best["sequences"]
     assert entry["notes"].startswith("ntm reproduce: the best of 2 seeds")
+    # a run whose best seed stands worse than the shipped model leaves it in place
+    worse = json.loads(json.dumps(again))
+    for row in worse["copy-ntm"]["seeds"][worse["copy-ntm"]["best"]]["rows"]:
+        row["bit_errors"] += 1.0
+    assert reproduce.ship(the_plan, worse, root=tmp_path / "shipped")["copy"].startswith("kept the shipped model")
+    assert json.loads((tmp_path / "shipped" / "index.json").read_text())["models"]["copy"] == entry
 
     # Once recorded, the runs are no longer needed: the page is made again from the records alone.
     shutil.rmtree(out)

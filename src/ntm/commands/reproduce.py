@@ -35,7 +35,8 @@ from typing import Any
 
 from rich.console import Console
 
-from ntm import tasks
+from ntm import published, tasks
+from ntm.evaluate import number
 from ntm.rundir import read_json, write_json_atomically
 from ntm.training.records import Training, of_kind
 from ntm.training.runs import RunDirectory, SeedGroup
@@ -349,7 +350,8 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
     for name, record in (pairs_on_ray(plan, pending, console) if plan.ray and pending else one_after_another()):
         model = record["model"]
         if plan.ship and model == "ntm":
-            console.print(f"shipped as pretrained: {', '.join(ship(plan, {name: record}))}", soft_wrap=True)
+            for task, what in ship(plan, {name: record}).items():
+                console.print(f"pretrained {task}: {what}", soft_wrap=True)
         records[name] = record
         write_json_atomically(plan.records_path, records)
         write_page(plan, records)  # a reproduction cut off later still leaves a page true to its records
@@ -363,28 +365,52 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
 # ----------------------------------------------------------------------------- pretrained models
 
 
-def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> list[str]:
-    """Ship each task's best NTM seed of a reproduction as its pretrained model (package data), with the figures
-    it was recorded with: its final table, training sequences and time, and how its seeds did."""
-    from ntm.saving import add_pretrained, load
+def standing(task: str, key: str, rows: list[dict[str, Any]]) -> tuple[bool, float]:
+    """How good a model's final table is, to compare two models of one task: whether every row inside its
+    training range is solved, then its figure in the paper's measure (cost at the paper's test value where the
+    paper gives a cost, else the task's solve metric at its first row inside the training range); lower is better."""
+    inside = [row for row in rows if row.get("in_training_range")]
+    certified = bool(inside) and all(row.get("solved") for row in inside)
+    paper = published.paper_figure(task)
+    if paper is not None and paper.measure == "cost":
+        row, metric = next((row for row in rows if row[key] == paper.at), None), "cost"
+    else:
+        row, metric = (inside or rows or [None])[0], tasks.get(task).solve_metric
+    return certified, float(row[metric]) if row is not None and metric in row else math.inf
 
-    shipped = []
+
+def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> dict[str, str]:
+    """Ship each task's best NTM seed of a reproduction as its pretrained model (package data), with the figures
+    it was recorded with: its final table, training sequences and time, and how its seeds did. A shipped model
+    that stands better (`standing`) is kept. Returns per task "shipped" or why the shipped model was kept."""
+    from ntm.saving import add_pretrained, load, read_index
+
+    outcome = {}
     for record in records.values():
         if record["model"] != "ntm":
             continue
-        best = record["seeds"][record["best"]]
+        task, best = record["task"], record["seeds"][record["best"]]
+        shipped = read_index(root).get(task)
+        new = standing(task, record["key"], best["rows"])
+        if shipped is not None and shipped.get("eval_key") == record["key"]:
+            old = standing(task, shipped["eval_key"], shipped["eval_rows"])
+            if (old[0], -old[1]) > (new[0], -new[1]):
+                outcome[task] = (f"kept the shipped model ({'certified' if old[0] else 'not certified'}, "
+                                 f"{number(old[1])} against this run's {'certified' if new[0] else 'not certified'}, "
+                                 f"{number(new[1])})")
+                continue
         certified = sum(seed["solved"] for seed in record["seeds"])
         when = (f"certified at {best['solved_sequences']:,} sequences" if best["solved"]
                 else f"not certified within {best['sequences']:,} sequences")
-        add_pretrained(record["task"], load(plan.out / best["run_dir"]), task=record["task"],
+        add_pretrained(task, load(plan.out / best["run_dir"]), task=task,
                        task_options=record["settings"].get("task_options", {}), training_sequences=best["sequences"],
                        training_steps=best["steps"], wall_time=best["seconds"], eval_key=record["key"],
                        eval_rows=best["rows"],
                        notes=(f"ntm reproduce: the best of {len(record['seeds'])} seeds (seed {best['seed']}), "
                               f"{when}; {certified} of {len(record['seeds'])} seeds certified; {best['verdict']}"),
                        root=root)
-        shipped.append(record["task"])
-    return shipped
+        outcome[task] = "shipped"
+    return outcome
 
 
 # ----------------------------------------------------------------------------- the command
