@@ -94,7 +94,8 @@ def test_the_estimate_counts_what_is_left_from_budgets_and_the_pace_of_finished_
 
 
 def test_dry_run_prints_the_pairs_their_budgets_and_the_time_left(tmp_path, capsys):
-    argv = ["reproduce", "--out", str(tmp_path / "runs"), "--tasks", "copy", "--models", "ntm,dnc", "--dry-run"]
+    argv = ["reproduce", "--out", str(tmp_path / "runs"), "--page", str(tmp_path / "docs" / "results.md"),
+            "--tasks", "copy", "--models", "ntm,dnc", "--dry-run"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "copy-ntm: 4 seed(s) x 200,000 sequences or 15 min; to run" in out
