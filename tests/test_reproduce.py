@@ -30,7 +30,7 @@ def test_each_task_declares_its_ntm_budget_and_the_baselines_share_one(tmp_path)
     default = plan(tmp_path)
     assert default.seeds_of("ntm") >= 3 and default.seeds_of("lstm") == default.seeds_of("dnc") == 1
     assert default.budget("copy", "ntm") == Budget(200_000, 15.0)
-    assert default.budget("repeat_copy", "ntm") == Budget(200_000, 45.0)
+    assert default.budget("repeat_copy", "ntm") == Budget(200_000, 90.0)
     assert default.budget("associative_recall", "ntm") == Budget(200_000, 30.0)
     assert default.budget("ngrams", "ntm") == Budget(500_000, 60.0)
     assert default.budget("priority_sort", "ntm") == Budget(1_000_000, 45.0)
