@@ -15,7 +15,8 @@ reproduction goes on where it stopped, and once a pair is recorded its run direc
 the page is made from the records alone, and the reproduction can be carried over sittings on different
 machines by keeping the page's folder (as this project does in git). Before
 the run and after each pair the command prints what is left and how long it should take: at most the
-budgets' minutes, and at the pace of the pairs already finished. `--dry-run` prints only that.
+budgets' minutes, and at the pace of the pairs already finished. `--dry-run` prints only that;
+`--page-only` writes the page from the records so far and trains nothing.
 
 The results page (`--page`, default docs/results.md; `ntm.commands.results_page`) puts our figures beside
 the paper's and other published ones (`ntm.published`). `--ship` copies each task's best NTM seed into the
@@ -432,6 +433,8 @@ def add_commands(commands) -> None:
     command.add_argument("--scale", type=float, default=1.0,
                          help="multiply every task's budget (sequences and minutes) by this, e.g. 0.1 for a look")
     command.add_argument("--eval-sequences", type=int, default=1000, help="fresh sequences per test value")
+    command.add_argument("--page-only", action="store_true", help="write the results page from the pairs recorded "
+                                                                  "so far, and train nothing")
     command.add_argument("--dry-run", action="store_true", help="print the pairs, their budgets and the time "
                                                                "left, and train nothing")
     command.add_argument("--ship", action="store_true", help="also ship each task's best NTM seed as its pretrained "
@@ -452,6 +455,11 @@ def run_command(args, console: Console) -> int:
     plan = Plan(Path(args.out), Path(args.page), tuple(t for t in args.tasks.split(",") if t),
                 tuple(m for m in args.models.split(",") if m), args.seeds, args.baseline_seeds, args.minutes,
                 args.scale, args.eval_sequences, args.ship, args.address or ("local" if args.ray else None))
+    if args.page_only:
+        from ntm.commands.results_page import write_page
+
+        Console().print(f"results page: {write_page(plan, read_records(plan))}")
+        return 0
     if args.dry_run:
         print_plan(plan, read_records(plan), Console())
         return 0
