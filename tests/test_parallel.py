@@ -142,6 +142,14 @@ def test_set_host_devices_writes_the_flag_and_respects_the_user(monkeypatch):
     monkeypatch.setenv(runtime.HOST_DEVICES_ENV, "two")
     with pytest.raises(ValueError, match="NTM_HOST_DEVICES"):
         runtime.set_host_devices(8)
+    # the cores a scheduler granted win over a count inherited from the driver's environment
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=2")
+    monkeypatch.setenv(runtime.HOST_DEVICES_ENV, "4")
+    assert runtime.set_host_devices(8, count=1, granted=True) == 1
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+    assert runtime.HOST_DEVICES_ENV not in os.environ
+    assert runtime.set_host_devices(8, count=3, granted=True) == 3
+    assert os.environ["XLA_FLAGS"].split()[-1] == "--xla_force_host_platform_device_count=3"
 
 
 def test_set_host_devices_after_jax_started_reports_the_devices_it_has(monkeypatch):

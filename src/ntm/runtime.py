@@ -112,19 +112,24 @@ def _backends_started() -> bool:
     return xla_bridge.backends_are_initialized()
 
 
-def set_host_devices(batch_size: int, seeds: int = 1, count: int | None = None) -> int:
+def set_host_devices(batch_size: int, seeds: int = 1, count: int | None = None, granted: bool = False) -> int:
     """Ask XLA for `count` CPU devices (default: `host_device_count`); returns the count in effect.
 
     Precedence: a `--xla_force_host_platform_device_count` the user put in XLA_FLAGS, then the
     NTM_HOST_DEVICES environment variable, then `count`, then one per core where the batch or the
-    seeds divide. Once JAX has started its backends the flag can no longer act; the count JAX
-    already has is returned.
+    seeds divide. With `granted` (the cores a scheduler such as Ray granted this process) `count` wins
+    over both, which a worker may have inherited from its driver. Once JAX has started its backends the
+    flag can no longer act; the count JAX already has is returned.
     """
     if _backends_started():
         import jax
 
         return len(jax.devices("cpu"))
     flags = os.environ.get("XLA_FLAGS", "")
+    if granted:
+        flags = re.sub(re.escape(DEVICE_COUNT_FLAG) + r"=\d+", "", flags).strip()
+        os.environ["XLA_FLAGS"] = flags
+        os.environ.pop(HOST_DEVICES_ENV, None)
     users = re.search(re.escape(DEVICE_COUNT_FLAG) + r"=(\d+)", flags)
     if users:
         return int(users.group(1))

@@ -29,7 +29,6 @@ import dataclasses
 import math
 import os
 import platform
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from typing import Any
 from rich.console import Console
 
 from ntm import published, tasks
-from ntm.evaluate import number
 from ntm.rundir import read_json, write_json_atomically
 from ntm.training.records import Training, of_kind
 from ntm.training.runs import RunDirectory, SeedGroup
@@ -78,8 +76,13 @@ class Plan:
     ray: str | None = None  # run the pairs as Ray tasks: "local" (an embedded Ray) or a cluster's address
 
     @property
+    def image_dir(self) -> Path:
+        """The page's folder of pictures and records."""
+        return self.page.parent / "results"
+
+    @property
     def records_path(self) -> Path:
-        return self.page.parent / "results" / RECORDS_FILE
+        return self.image_dir / RECORDS_FILE
 
     def __post_init__(self):
         for name in self.tasks:
@@ -237,10 +240,11 @@ def seed_record(plan: Plan, seed, conclusion) -> dict[str, Any]:
     """One seed in the records: its training figures, its verdict, final table and thinned learning curve."""
     from ntm.plots.reproduction import thinned_curve
 
-    return {"curve": thinned_curve(RunDirectory(seed.run_dir).records()), "seed": seed.seed, "run_dir": os.path.relpath(seed.run_dir, plan.out), "solved": conclusion.solved,
+    return {"seed": seed.seed, "run_dir": os.path.relpath(seed.run_dir, plan.out), "solved": conclusion.solved,
             "solved_sequences": seed.solved_sequences, "solved_seconds": seed.solved_time,
             "sequences": seed.sequences, "steps": seed.step, "seconds": seed.wall_time, "diverged": seed.diverged,
-            "verdict": conclusion.verdict, "rows": conclusion.rows}
+            "verdict": conclusion.verdict, "rows": conclusion.rows,
+            "curve": thinned_curve(RunDirectory(seed.run_dir).records())}
 
 
 def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, Any]:
@@ -293,12 +297,9 @@ def finish_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str
 
 def ray_pair(plan: Plan, task: str, model: str, devices: int) -> dict[str, Any]:
     """`finish_pair` in a Ray worker of its own, with one XLA CPU device per core Ray granted it."""
-    from ntm.runtime import DEVICE_COUNT_FLAG, HOST_DEVICES_ENV, set_host_devices
+    from ntm.runtime import set_host_devices
 
-    # The cores Ray granted decide, not a count the worker inherited from the driver's environment.
-    os.environ["XLA_FLAGS"] = re.sub(re.escape(DEVICE_COUNT_FLAG) + r"=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
-    os.environ.pop(HOST_DEVICES_ENV, None)
-    set_host_devices(8, plan.seeds_of(model), count=devices)
+    set_host_devices(8, plan.seeds_of(model), count=devices, granted=True)
     return finish_pair(plan, task, model, Console(stderr=True, quiet=True))
 
 
@@ -384,6 +385,7 @@ def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> dict
     """Ship each task's best NTM seed of a reproduction as its pretrained model (package data), with the figures
     it was recorded with: its final table, training sequences and time, and how its seeds did. A shipped model
     that stands better (`standing`) is kept. Returns per task "shipped" or why the shipped model was kept."""
+    from ntm.evaluate import number
     from ntm.saving import add_pretrained, load, read_index
 
     outcome = {}

@@ -197,7 +197,7 @@ def draw_pair(plan, record: dict[str, Any]) -> list[dict[str, str]]:
 
     task, model = record["task"], record["model"]
     task_object = tasks.get(task)
-    image_dir = plan.page.parent / "results"
+    image_dir = plan.image_dir
     best_dir = plan.out / record["seeds"][record["best"]]["run_dir"]
     pictures = []
     for value in task_object.PICTURE_VALUES if model in ("ntm", "lstm") else ():
@@ -250,7 +250,7 @@ def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[
 
 def write_page(plan, records: dict[str, dict]) -> Path:
     """The results page of `plan` from its records (see the module docstring); returns its path."""
-    image_dir = plan.page.parent / "results"
+    image_dir = plan.image_dir
     total = sum(record["elapsed_seconds"] for record in records.values())
     machines = sorted({record["machine"] for record in records.values()})
     lines = ["# The paper's five tasks, reproduced", "",
