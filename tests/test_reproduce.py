@@ -364,6 +364,20 @@ def test_reproduce_on_ray_without_ray_says_what_to_install(tmp_path, capsys, mon
     assert not (tmp_path / "runs" / "copy-lstm").exists()  # nothing trained
 
 
+def test_reproduce_on_a_cluster_out_of_reach_says_so_in_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    argv = ["reproduce", "--out", str(tmp_path / "runs"), "--page", str(tmp_path / "docs" / "results.md"),
+            "--tasks", "copy", "--models", "lstm", "--address", address]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"ntm reproduce: could not join the Ray cluster at {address}: Connection refused")
+    assert not (tmp_path / "runs" / "copy-lstm").exists()
+
+
 @pytest.mark.slow  # an embedded Ray, two pairs on the real defaults trained for 3 s each in fresh workers
 def test_reproduce_runs_its_pairs_as_ray_tasks(tmp_path, capsys):
     out, page = tmp_path / "runs", tmp_path / "docs" / "results.md"

@@ -134,6 +134,26 @@ def test_without_ray_the_command_says_what_to_install(tmp_path, capsys, monkeypa
     assert err == 'ntm sweep: Ray Tune is not installed; pip install -e ".[sweep]"\n'
 
 
+def test_a_cluster_out_of_reach_ends_with_one_line_in_seconds(tmp_path, capsys, monkeypatch):
+    """Ray itself retries an unreachable head for minutes; the command says so at once and writes nothing."""
+    from ntm.commands import ray_cluster
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    sweep_dir = tmp_path / "s"
+    assert cli.main(["sweep", "copy", "--sweep-dir", str(sweep_dir), "--search", "lr=choice:1e-3",
+                     "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"could not join the Ray cluster at {address}: Connection refused" in err, err
+    assert not sweep_dir.exists()
+
+    def silent(where, timeout):  # a head behind a firewall that drops packets
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(ray_cluster.socket, "create_connection", silent)
+    with pytest.raises(ray_cluster.UsageError, match=r"ray://10\.0\.0\.1:10001: no answer within 10 s"):
+        ray_cluster.reach("ray://10.0.0.1:10001", "sweep")
+
+
 def train_settings(argv):
     """What `ntm train` makes of these words."""
     return train_flags.settings_from_args(cli.build_parser(argv).parse_args(argv))

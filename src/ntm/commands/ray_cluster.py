@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from ntm.commands.usage import UsageError
 
 INSTALL_HINT = 'pip install -e ".[sweep]"'
+# Ray retries an unreachable head for minutes without a word; a plain TCP connect answers in seconds.
+REACH_SECONDS = 10.0
 
 
 def import_ray(command: str):
@@ -28,6 +31,8 @@ def start_ray(ray, address: str | None, num_cpus: int | None, command: str) -> b
     if ray.is_initialized():  # a program that started Ray itself keeps it
         return False
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    if address:
+        reach(address, command)
     try:
         if address:
             ray.init(address=address, **options)
@@ -42,6 +47,20 @@ def start_ray(ray, address: str | None, num_cpus: int | None, command: str) -> b
         where = f"join the Ray cluster at {address}" if address else "start Ray"
         raise UsageError(f"ntm {command}: could not {where}: {text[:300]}") from None
     return True
+
+
+def reach(address: str, command: str, seconds: float = REACH_SECONDS) -> None:
+    """A one-line UsageError unless a TCP connection to the head at `address` (HOST:PORT, or Ray Client's
+    ray://HOST:PORT) opens within `seconds`; other forms ("auto") are left to Ray."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit() or "/" in host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as error:
+        why = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise UsageError(f"ntm {command}: could not join the Ray cluster at {address}: {why} within "
+                         f"{seconds:g} s (is `ray start --head` running there, and is the port open?)") from None
 
 
 def largest_node_cpus(ray) -> int:

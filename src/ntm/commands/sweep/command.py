@@ -196,13 +196,13 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic reporter, which verbose=0 silences
     ray, tune = import_ray()
-    if not args.resume:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        from ntm.rundir import write_json_atomically
-
-        write_json_atomically(sweep_dir / SWEEP_FILE, spec)
-    started = start_ray(ray, args.address, args.num_cpus)
+    started = start_ray(ray, args.address, args.num_cpus)  # a cluster out of reach leaves no sweep behind
     try:
+        if not args.resume:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            from ntm.rundir import write_json_atomically
+
+            write_json_atomically(sweep_dir / SWEEP_FILE, spec)
         tuner = make_tuner(tune, plan, spec, searches, args.resume)
         where = f"the Ray cluster at {args.address}" if args.address else "an embedded Ray"
         console.print(f"sweep of {spec['task']}: {spec['trials']} trials on {where}; "
