@@ -118,6 +118,16 @@ def test_a_model_stands_first_by_certification_then_by_the_papers_measure():
     assert reproduce.standing("priority_sort", "items", sort) == (False, 23.3)
     assert reproduce.standing("priority_sort", "items", sort[:1]) == (False, math.inf)
 
+    # Two certified models tie inside the range; the one that generalises better (repeat copy's 20 x 10) stands
+    # better, compared on the rows outside the range both tables hold.
+    near = [row(10, True, bit_errors=0.0), row(15, False, False, bit_errors=0.002), row(20, False, False, bit_errors=0.47)]
+    far = [row(10, True, bit_errors=0.0), row(20, False, False, bit_errors=25.9), row(30, False, False, bit_errors=149.0)]
+    assert reproduce.stands_better("repeat_copy", "length", near, than=far)
+    assert not reproduce.stands_better("repeat_copy", "length", far, than=near)
+    assert not reproduce.stands_better("repeat_copy", "length", near, than=near)  # a tie: the new one ships
+    assert reproduce.stands_better("copy", "length", certified, than=tail)  # certification decides first
+    assert not reproduce.stands_better("copy", "length", tail, than=certified + [row(50, False, False, bit_errors=0)])
+
 
 # ----------------------------------------------------------------------------- the page's summary
 
@@ -324,6 +334,13 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
     for row in worse["copy-ntm"]["seeds"][worse["copy-ntm"]["best"]]["rows"]:
         row["bit_errors"] += 1.0
     assert reproduce.ship(the_plan, worse, root=tmp_path / "shipped")["copy"].startswith("kept the shipped model")
+    assert json.loads((tmp_path / "shipped" / "index.json").read_text())["models"]["copy"] == entry
+    # and so does one that ties it inside the training range but generalises worse
+    tied = json.loads(json.dumps(again))
+    for row in tied["copy-ntm"]["seeds"][tied["copy-ntm"]["best"]]["rows"]:
+        row["bit_errors"] += 0.0 if row["in_training_range"] else 1.0
+    kept_tie = reproduce.ship(the_plan, tied, root=tmp_path / "shipped")["copy"]
+    assert kept_tie.startswith("kept the shipped model (tied inside the training range; outside it, at "), kept_tie
     assert json.loads((tmp_path / "shipped" / "index.json").read_text())["models"]["copy"] == entry
 
     # Once recorded, the runs are no longer needed: the page is made again from the records alone.

@@ -381,6 +381,24 @@ def standing(task: str, key: str, rows: list[dict[str, Any]]) -> tuple[bool, flo
     return certified, float(row[metric]) if row is not None and metric in row else math.inf
 
 
+def beyond_range(task: str, key: str, rows: list[dict[str, Any]]) -> dict[Any, float]:
+    """The task's solve metric at each row outside the training range, by test value (how far a model generalises)."""
+    metric = tasks.get(task).solve_metric
+    return {row[key]: float(row[metric]) for row in rows if not row.get("in_training_range") and metric in row}
+
+
+def stands_better(task: str, key: str, rows: list[dict[str, Any]], than: list[dict[str, Any]]) -> bool:
+    """Whether a model with final table `rows` stands better than one with `than`: by `standing`, and where
+    that ties (two certified copy models both at 0) by the mean solve metric over the rows outside the
+    training range that both tables hold."""
+    this, other = standing(task, key, rows), standing(task, key, than)
+    if (this[0], -this[1]) != (other[0], -other[1]):
+        return (this[0], -this[1]) > (other[0], -other[1])
+    mine, theirs = beyond_range(task, key, rows), beyond_range(task, key, than)
+    common = mine.keys() & theirs.keys()
+    return bool(common) and sum(mine[k] for k in common) < sum(theirs[k] for k in common)
+
+
 def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> dict[str, str]:
     """Ship each task's best NTM seed of a reproduction as its pretrained model (package data), with the figures
     it was recorded with: its final table, training sequences and time, and how its seeds did. A shipped model
@@ -394,14 +412,20 @@ def ship(plan: Plan, records: dict[str, dict], root: Path | None = None) -> dict
             continue
         task, best = record["task"], record["seeds"][record["best"]]
         shipped = read_index(root).get(task)
-        new = standing(task, record["key"], best["rows"])
-        if shipped is not None and shipped.get("eval_key") == record["key"]:
-            old = standing(task, shipped["eval_key"], shipped["eval_rows"])
-            if (old[0], -old[1]) > (new[0], -new[1]):
+        if shipped is not None and shipped.get("eval_key") == record["key"] and stands_better(
+                task, record["key"], shipped["eval_rows"], than=best["rows"]):
+            old, new = standing(task, record["key"], shipped["eval_rows"]), standing(task, record["key"], best["rows"])
+            if old == new:
+                mine, theirs = (beyond_range(task, record["key"], rows) for rows in (shipped["eval_rows"], best["rows"]))
+                where = sorted(mine.keys() & theirs.keys())
+                outcome[task] = (f"kept the shipped model (tied inside the training range; outside it, at "
+                                 f"{', '.join(map(str, where))}: {', '.join(number(mine[k]) for k in where)} against "
+                                 f"this run's {', '.join(number(theirs[k]) for k in where)})")
+            else:
                 outcome[task] = (f"kept the shipped model ({'certified' if old[0] else 'not certified'}, "
                                  f"{number(old[1])} against this run's {'certified' if new[0] else 'not certified'}, "
                                  f"{number(new[1])})")
-                continue
+            continue
         certified = sum(seed["solved"] for seed in record["seeds"])
         when = (f"certified at {best['solved_sequences']:,} sequences" if best["solved"]
                 else f"not certified within {best['sequences']:,} sequences")
