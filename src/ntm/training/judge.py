@@ -22,7 +22,9 @@ import jax
 import numpy as np
 from flax import nnx
 
+from ntm import tasks
 from ntm.training import certify
+from ntm.training.replay import PER_CHECK, failed_rows
 
 # Held-out sequences come from their own seeds, far from any training seed's stream.
 HELD_OUT_SEED = 1_000_003
@@ -61,6 +63,7 @@ class Verdict:
     attempt: int | None  # which certification attempt of the run this was
     alpha: float | None  # the attempt's level: the chance it certifies a model that fails the criterion
     deferred: bool = False  # passed the screen, but judging had used up its share of the run: no attempt
+    failed: tasks.Batch | None = None  # up to PER_CHECK of the sequences it failed (a rate criterion), to replay
 
     @property
     def sequences(self) -> int:
@@ -148,11 +151,22 @@ class Judge:
         level = [None if not judged[k] else (alphas[k] if alphas is not None
                                              else certify.attempt_alpha(attempts[k], run_alpha)) for k in range(K)]
         rows: list[list[dict]] = [[] for _ in range(K)]
+        failed: list[list[tasks.Batch]] = [[] for _ in range(K)]
+
+        def keep_failed(k: int, batch, values: np.ndarray) -> None:
+            """Seed k's failing sequences of this chunk, up to PER_CHECK per check."""
+            room = PER_CHECK - sum(len(part.lengths) for part in failed[k])
+            if criterion.kind == "rate" and room > 0:
+                part = failed_rows(tasks.Batch(*(np.asarray(f)[:len(values)] for f in batch)), values > 0, room)
+                if part is not None:
+                    failed[k].append(part)
+
         going = list(judged)
         if screen:
             batch = next(self.chunks(rng, difficulties[0], 1))
             stats = self.chunk_stats(params, batch)
             for k in np.flatnonzero(judged):
+                keep_failed(k, batch, stats[metric][k])
                 if not criterion.screen(stats[metric][k]):
                     going[k] = False
                     rows[k].append(judged_row(self.task, criterion, {n: v[k] for n, v in stats.items()}, None,
@@ -185,6 +199,7 @@ class Judge:
                 stats = self.chunk_stats(params, batch)
                 for k in np.flatnonzero(needs):
                     collected[k].append({n: v[k][:needs[k]] for n, v in stats.items()})
+                    keep_failed(k, batch, stats[metric][k][:needs[k]])
                     counts[k] += min(needs[k], self.chunk)
             for k in np.flatnonzero(going):
                 merged = {n: np.concatenate([part[n] for part in collected[k]]) for n in collected[k][0]}
@@ -193,4 +208,6 @@ class Judge:
                 solved[k] = solved[k] and row["certified"]
                 going[k] = solved[k] or min_sequences > 0
         return [Verdict(rows[k], bool(solved[k]), screened[k], attempts[k] if screened[k] and alphas is None else None,
-                        level[k] if screened[k] else None, deferred[k]) if judged[k] else None for k in range(K)]
+                        level[k] if screened[k] else None, deferred[k],
+                        tasks.Batch(*(np.concatenate(f) for f in zip(*failed[k]))) if failed[k] else None)
+                if judged[k] else None for k in range(K)]

@@ -23,6 +23,7 @@ from ntm import tasks
 from ntm.training import curriculum as curricula
 from ntm.training.judge import Verdict
 from ntm.training.logs import MetricsLog
+from ntm.training.replay import ReplayBuffer
 from ntm.training.records import (
     Diverged,
     HeldOut,
@@ -68,6 +69,7 @@ class Seed:
         self.console, self.on_held_out = console, on_held_out
         self.curriculum = curricula.build(settings.curriculum, task)
         self.data = np.random.default_rng(settings.seed)
+        self.replay = ReplayBuffer()  # failed held-out sequences, mixed into batches with --replay-share
         self.progress = Progress(seed=settings.seed, data_rng=self.data.bit_generator.state,
                                  curriculum=self.curriculum.state_dict())
         self.checkpoints = directory.checkpoints(keep=settings.keep, identity=identity)
@@ -95,6 +97,7 @@ class Seed:
     def save(self, state: TrainState) -> None:
         self.progress.data_rng = self.data.bit_generator.state
         self.progress.curriculum = self.curriculum.state_dict()
+        self.progress.replay = self.replay.state_dict()
         # "lr" is written beside the progress for whoever reads the checkpoint; training reads it from opt_state.
         self.checkpoints.save(self.progress.step, *state.seed(self.k),
                               {**self.progress.to_dict(), "lr": state.learning_rate(self.k)})
@@ -121,6 +124,7 @@ class Seed:
         self.progress = Progress.from_dict(saved)
         self.data.bit_generator.state = self.progress.data_rng
         self.curriculum.load_state_dict(self.progress.curriculum)
+        self.replay.load_state_dict(self.progress.replay)
         self.directory.truncate_records(step)
         self.console.print(f"resumed {self.directory.path} at step {step} ({saved['sequences']} sequences)")
         return state
@@ -149,7 +153,8 @@ class Seed:
                                np.zeros((size, pad_to, self.task.output_size), np.float32),
                                np.zeros((size, pad_to), np.float32), np.zeros(size, np.int32))
         self.level = self.curriculum.choose(self.data)
-        return self.task.sample(self.data, size, pad_to=pad_to, **self.curriculum.levels[self.level])
+        batch = self.task.sample(self.data, size, pad_to=pad_to, **self.curriculum.levels[self.level])
+        return self.replay.mix_into(batch, self.settings.replay_share, self.data)
 
     def after_step(self, state: TrainState, stats: StepStats, now: float, seq_per_s: float) -> TrainState:
         """Count the step, feed the curriculum, apply the non-finite policy, log; say if a check is due."""
@@ -211,6 +216,8 @@ class Seed:
         self.verdict = verdict
         if verdict.attempt is not None:
             p.certify_attempts = verdict.attempt
+        if settings.replay_share > 0:
+            self.replay.add(verdict.failed)
         p.judged_sequences += verdict.sequences
         check = HeldOut(p.step, sequences=p.sequences, level=plan.judged_level, time=p.wall_time,
                         verdict={**verdict.row(), "final": final})

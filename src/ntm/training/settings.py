@@ -80,6 +80,8 @@ class TrainSettings(DictConfig):
                                       "judged so far are at most this many per training sequence (a forward "
                                       "pass costs about a fifth of a training step: 0.5 keeps judging near "
                                       "10 % of the time)")
+    replay_share: float = setting(0.0, "exact-output tasks: the chance that a training sequence is one of the last "
+                                       "64 held-out sequences that failed a check instead of a fresh draw (0: off)")
     max_failure_rate: float = setting(1e-3, "exact-output tasks (copy, repeat copy, associative recall): solved "
                                             "when at most this share of sequences has any wrong bit")
     confidence: float = setting(0.95, "the chance, at least, that a run which says solved meets its task's "
@@ -123,6 +125,9 @@ class TrainSettings(DictConfig):
         if isinstance(self.judge_share, bool) or not (isinstance(self.judge_share, (int, float))
                                                       and 0 < self.judge_share < math.inf):
             raise ValueError(f"judge_share must be a positive number, got {self.judge_share!r}")
+        if isinstance(self.replay_share, bool) or not (isinstance(self.replay_share, (int, float))
+                                                       and 0 <= self.replay_share < 1):
+            raise ValueError(f"replay_share must be in [0, 1), got {self.replay_share!r}")
         for name in ("max_failure_rate", "confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < 1):

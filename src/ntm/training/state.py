@@ -4,7 +4,7 @@
   TrainState.opt_state  the optimizer state, every leaf [K, ...]; it holds each seed's learning rate,
                         the only place the learning rate lives (`learning_rate`, `with_learning_rate`),
                         and the scale of a one-time drop (`step_size`: the two together)
-  Progress              one seed's loop state (counters, data stream, curriculum) as JSON
+  Progress              one seed's loop state (counters, data stream, curriculum, replayed sequences) as JSON
 A checkpoint of seed k holds `state.seed(k)` (params as a pure dict, enough to load the model, and the
 optimizer state) and that seed's Progress. One seed is K = 1.
 """
@@ -24,7 +24,7 @@ from ntm.training.step import DropState
 
 @dataclasses.dataclass
 class Progress:
-    """One seed's loop state: counters, data stream and curriculum, as JSON."""
+    """One seed's loop state: counters, data stream, curriculum and replay buffer, as JSON."""
 
     seed: int
     data_rng: dict[str, Any]  # numpy bit-generator state of the training data stream
@@ -42,6 +42,7 @@ class Progress:
     solved_sequences: int | None = None
     solved_time: float | None = None
     diverged: bool = False
+    replay: dict[str, Any] | None = None  # the failed held-out sequences kept to replay (`replay.ReplayBuffer`)
 
     @property
     def solved(self) -> bool:
