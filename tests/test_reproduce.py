@@ -349,6 +349,13 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
     page.unlink()
     assert cli.main(argv + ["--page-only"]) == 0
     assert page.read_text() == made and (page.parent / "results" / "copy-learning.png").is_file()
+    # A sitting of other tasks keeps the recorded ones on the page (their sections and summary rows).
+    tasks_at = argv.index("--tasks") + 1
+    other = argv[:tasks_at] + ["associative_recall"] + argv[tasks_at + 1:]
+    assert cli.main(other + ["--page-only"]) == 0
+    text = page.read_text()
+    assert "## copy" in text and "| copy | not solved: 0/2 seeds certified" in text and "| associative_recall | not run" in text
+    assert "`ntm reproduce --tasks copy,associative_recall --models ntm,lstm" in text
 
 
 @pytest.mark.slow  # two tiny NTMs trained for a few steps, then traced

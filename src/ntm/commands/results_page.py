@@ -15,6 +15,7 @@ The summary's figures are pure functions of the records (`summary_rows`), so the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -249,7 +250,14 @@ def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[
 
 
 def write_page(plan, records: dict[str, dict]) -> Path:
-    """The results page of `plan` from its records (see the module docstring); returns its path."""
+    """The results page of `plan` and of every pair recorded before it (a sitting that runs some tasks keeps
+    the others' sections; see the module docstring); returns its path."""
+    from ntm.commands.reproduce import MODELS
+
+    recorded = {(record["task"], record["model"]) for record in records.values()}
+    plan = dataclasses.replace(
+        plan, tasks=tuple(task for task in tasks.names() if task in plan.tasks or any(t == task for t, _ in recorded)),
+        models=tuple(model for model in MODELS if model in plan.models or any(m == model for _, m in recorded)))
     image_dir = plan.image_dir
     total = sum(record["elapsed_seconds"] for record in records.values())
     machines = sorted({record["machine"] for record in records.values()})
