@@ -94,10 +94,15 @@ def replay_settings(**changes):
     return TrainSettings(**values)
 
 
-def test_a_run_that_replays_resumes_exactly_and_trains_on_what_it_failed(tmp_path):
+def test_a_run_that_replays_resumes_exactly_and_trains_on_what_it_failed(tmp_path, monkeypatch):
     """Killed after its checkpoint at step 20 (the newer one lost), the run resumes with the buffer it had
-    then, and ends where the uninterrupted run ended."""
+    then, and ends where the uninterrupted run ended. (The tiny model never passes a screen in 30 steps,
+    so it is taken to be in its tail from the start.)"""
     import shutil
+
+    from ntm.training.seed import Seed
+
+    monkeypatch.setattr(Seed, "in_tail", property(lambda seed: True))
 
     import jax
     from flax import nnx
@@ -125,3 +130,19 @@ def test_replay_share_outside_zero_to_one_is_refused():
     for bad in (-0.1, 1.0, True, "half"):
         with pytest.raises(ValueError, match="replay_share must be in"):
             replay_settings(replay_share=bad)
+
+
+def test_nothing_is_replayed_before_the_first_passed_screen(tmp_path):
+    """An untrained model fails every check but has passed no screen: the run trains as without replay."""
+    import jax
+    from flax import nnx
+
+    from ntm.evaluate import load_run
+
+    def params(run_dir):
+        return [np.asarray(leaf) for leaf in jax.tree.leaves(nnx.state(load_run(run_dir).model, nnx.Param))]
+
+    train(replay_settings(steps=20), run_dir=tmp_path / "replay", console=QUIET, progress=False)
+    train(replay_settings(steps=20, replay_share=0.0), run_dir=tmp_path / "plain", console=QUIET, progress=False)
+    for a, b in zip(params(tmp_path / "replay"), params(tmp_path / "plain")):
+        np.testing.assert_array_equal(a, b)

@@ -4,7 +4,9 @@ A model in the tail of an exact-output task fails about one sequence in a few th
 that shifts one slot early on a rare input, `docs/experiments/certified-judge.md`); training meets such a
 sequence that rarely, so the gradient that removes the failure arrives rarely too. With
 `--replay-share P` each training sequence is, with probability P, one of the last `capacity` held-out
-sequences that failed a check (uniformly), instead of a fresh draw. The certificate stays valid: every
+sequences that failed a check (uniformly), instead of a fresh draw. Failures are kept only once the seed
+has passed a screen (`Seed.in_tail`): on associative recall, replaying the plateau's failures from the
+start held seeds there (docs/experiments/certified-judge.md, run 7). The certificate stays valid: every
 check draws its own fresh sequences, which the model has not trained on.
 
 The buffer is part of the seed's progress (a checkpoint stores it), so a resumed run replays exactly

@@ -208,6 +208,12 @@ class Seed:
         into their count (a model failing 1 sequence in a few thousand) cannot crowd out training."""
         return self.progress.judged_sequences <= self.settings.judge_share * self.progress.sequences
 
+    @property
+    def in_tail(self) -> bool:
+        """Whether this seed has passed a screen (made a certification attempt): from then on its failures are
+        the rare ones worth replaying; before, replaying a plateau's failures only narrows its data."""
+        return self.progress.certify_attempts > 0
+
     def held_out(self, verdict: Verdict, final: bool = False) -> None:
         """Log a held-out verdict (`final`: the last, unscreened check of a budget); count a certification
         attempt; move the curriculum on or mark the seed solved when the certificate is granted."""
@@ -216,7 +222,7 @@ class Seed:
         self.verdict = verdict
         if verdict.attempt is not None:
             p.certify_attempts = verdict.attempt
-        if settings.replay_share > 0:
+        if settings.replay_share > 0 and self.in_tail:
             self.replay.add(verdict.failed)
         p.judged_sequences += verdict.sequences
         check = HeldOut(p.step, sequences=p.sequences, level=plan.judged_level, time=p.wall_time,

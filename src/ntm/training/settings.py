@@ -81,7 +81,8 @@ class TrainSettings(DictConfig):
                                       "pass costs about a fifth of a training step: 0.5 keeps judging near "
                                       "10 % of the time)")
     replay_share: float = setting(0.0, "exact-output tasks: the chance that a training sequence is one of the last "
-                                       "64 held-out sequences that failed a check instead of a fresh draw (0: off)")
+                                       "64 held-out sequences that failed a check once the model passed its first "
+                                       "screen, instead of a fresh draw (0: off)")
     max_failure_rate: float = setting(1e-3, "exact-output tasks (copy, repeat copy, associative recall): solved "
                                             "when at most this share of sequences has any wrong bit")
     confidence: float = setting(0.95, "the chance, at least, that a run which says solved meets its task's "
