@@ -279,6 +279,14 @@ def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, A
     }
 
 
+def page_plan(plan: Plan, records: dict[str, dict]) -> Plan:
+    """The plan widened to every recorded pair, so that a sitting of some tasks keeps the others on the page."""
+    recorded = {(record["task"], record["model"]) for record in records.values()}
+    return dataclasses.replace(
+        plan, tasks=tuple(task for task in tasks.names() if task in plan.tasks or any(t == task for t, _ in recorded)),
+        models=tuple(model for model in MODELS if model in plan.models or any(m == model for _, m in recorded)))
+
+
 def read_records(plan: Plan) -> dict[str, dict]:
     """The recorded pairs of this version (others are made again, from the run directories)."""
     path = plan.records_path
@@ -356,12 +364,12 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
                 console.print(f"pretrained {task}: {what}", soft_wrap=True)
         records[name] = record
         write_json_atomically(plan.records_path, records)
-        write_page(plan, records)  # a reproduction cut off later still leaves a page true to its records
+        write_page(page_plan(plan, records), records)  # a reproduction cut off later still leaves a page true to its records
         seeds = records[name]["seeds"]
         console.print(f"{name}: {sum(seed['solved'] for seed in seeds)} of {len(seeds)} seed(s) certified solved, in "
                       f"{format_minutes(records[name]['elapsed_seconds'])}", soft_wrap=True)
         console.print(estimate(plan, records).text(), soft_wrap=True)
-    return write_page(plan, records)
+    return write_page(page_plan(plan, records), records)
 
 
 # ----------------------------------------------------------------------------- pretrained models
@@ -484,7 +492,8 @@ def run_command(args, console: Console) -> int:
     if args.page_only:
         from ntm.commands.results_page import write_page
 
-        Console().print(f"results page: {write_page(plan, read_records(plan))}")
+        records = read_records(plan)
+        Console().print(f"results page: {write_page(page_plan(plan, records), records)}")
         return 0
     if args.dry_run:
         print_plan(plan, read_records(plan), Console())

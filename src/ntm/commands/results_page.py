@@ -15,7 +15,6 @@ The summary's figures are pure functions of the records (`summary_rows`), so the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -250,14 +249,8 @@ def task_section(task: str, present: list[dict], plan, image_dir: Path) -> list[
 
 
 def write_page(plan, records: dict[str, dict]) -> Path:
-    """The results page of `plan` and of every pair recorded before it (a sitting that runs some tasks keeps
-    the others' sections; see the module docstring); returns its path."""
-    from ntm.commands.reproduce import MODELS
-
-    recorded = {(record["task"], record["model"]) for record in records.values()}
-    plan = dataclasses.replace(
-        plan, tasks=tuple(task for task in tasks.names() if task in plan.tasks or any(t == task for t, _ in recorded)),
-        models=tuple(model for model in MODELS if model in plan.models or any(m == model for _, m in recorded)))
+    """The results page of `plan` (`reproduce.page_plan`: the plan's pairs and every recorded one) from its
+    records (see the module docstring); returns its path."""
     image_dir = plan.image_dir
     total = sum(record["elapsed_seconds"] for record in records.values())
     machines = sorted({record["machine"] for record in records.values()})
