@@ -281,10 +281,10 @@ def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, A
 
 def page_plan(plan: Plan, records: dict[str, dict]) -> Plan:
     """The plan widened to every recorded pair, so that a sitting of some tasks keeps the others on the page."""
-    recorded = {(record["task"], record["model"]) for record in records.values()}
-    return dataclasses.replace(
-        plan, tasks=tuple(task for task in tasks.names() if task in plan.tasks or any(t == task for t, _ in recorded)),
-        models=tuple(model for model in MODELS if model in plan.models or any(m == model for _, m in recorded)))
+    shown_tasks = set(plan.tasks) | {record["task"] for record in records.values()}
+    shown_models = set(plan.models) | {record["model"] for record in records.values()}
+    return dataclasses.replace(plan, tasks=tuple(task for task in tasks.names() if task in shown_tasks),
+                               models=tuple(model for model in MODELS if model in shown_models))
 
 
 def read_records(plan: Plan) -> dict[str, dict]:

@@ -157,7 +157,7 @@ class Judge:
             """Seed k's failing sequences of this chunk, up to PER_CHECK per check."""
             room = PER_CHECK - sum(len(part.lengths) for part in failed[k])
             if criterion.kind == "rate" and room > 0 and batch is not None:  # None: a stand-in's chunks
-                part = failed_rows(tasks.Batch(*(np.asarray(f)[:len(values)] for f in batch)), values > 0, room)
+                part = failed_rows(batch, values > 0, room)  # rows past len(values) are never failing
                 if part is not None:
                     failed[k].append(part)
 
