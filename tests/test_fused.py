@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 
-from ntm.turing import fused
+from ntm.turing import addressing, fused
 
 ARGS = ("memory", "previous", "keys", "strengths", "gates", "shift_weights", "gammas", "erase", "add", "addresses")
 
@@ -206,11 +206,19 @@ def assert_as_accurate_as_the_plain_path(inputs, read_heads, slots_last, cancell
         grads, outputs = compiled(fused.reference_memory_step, read_heads, slots_last)(
             wide, [jnp.asarray(w, jnp.float64) for w in weights])
         truth = [np.asarray(x) for x in (*outputs, *grads)]
+    # The key gradient's terms are d similarity x (row / |row| - s key / |key|) / |key|: of order
+    # |memory| / |key| larger than the similarity's, and |key| is sqrt(NORM_EPSILON) = 1e-6 for a zero
+    # key. Where the rows are all equal these terms cancel to a true gradient of ~0, and both float32
+    # paths keep the same rounding (measured: fused/plain error ratio median 0.95 over 100 such draws).
+    memory, keys = (np.asarray(inputs[i], np.float64) for i in (0, 2))
+    key_norms = np.sqrt(np.sum(keys * keys, axis=-1) + addressing.NORM_EPSILON)
+    key_conditioning = max(1.0, np.abs(memory).max() / key_norms.min())
     for name, got, plain, want in zip(("weights", "reads", "memory", *(f"gradient of {a}" for a in ARGS)),
                                       results["fused"], results["plain"], truth):
         assert np.isfinite(got).all(), name
         error, plain_error = np.linalg.norm(got - want), np.linalg.norm(plain - want)
-        floor = 1e-5 * max(1.0, np.linalg.norm(want), cancelling / 100)
+        amplified = cancelling * (key_conditioning if name == "gradient of keys" else 1.0)
+        floor = 1e-5 * max(1.0, np.linalg.norm(want), amplified / 100)
         assert error <= 2 * plain_error + floor, (name, error, plain_error)
 
 
