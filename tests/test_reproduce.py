@@ -93,6 +93,28 @@ def test_the_estimate_counts_what_is_left_from_budgets_and_the_pace_of_finished_
     assert reproduce.estimate(plan(tmp_path, tasks=("copy",), models=("ntm",)), records).text() == "all 2 pairs done"
 
 
+def test_side_by_side_the_pairs_queue_for_cores_in_order():
+    # Two cores: a 2-core pair (10 s), then three 1-core pairs (4, 6, 5 s): 10, then 4 and 6 side by side, the
+    # third starting when the 4-second one ends: 10 + 4 + 5 = 19.
+    assert reproduce.side_by_side_seconds([(10, 2), (4, 1), (6, 1), (5, 1)], cores=2) == pytest.approx(19)
+    assert reproduce.side_by_side_seconds([(3, 1), (3, 1), (3, 1)], cores=4) == pytest.approx(3)
+    assert reproduce.side_by_side_seconds([(3, 8)], cores=2) == pytest.approx(3)  # a pair asks for at most all
+
+
+def test_on_a_local_ray_the_estimate_adds_the_wall_time_side_by_side(tmp_path, monkeypatch):
+    the_plan = plan(tmp_path, tasks=("copy", "ngrams"), models=("lstm", "dnc"), ray="local")
+    monkeypatch.setattr(reproduce, "trained_seconds", lambda run_dir: 0.0)
+    monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 2)
+    records = {"copy-lstm": fake_record("copy", "lstm", 1260.0, 1260.0, [False], [90_000]),
+               "copy-dnc": fake_record("copy", "dnc", 630.0, 1260.0, [True], [120_000])}
+    left = reproduce.estimate(the_plan, records, reproduce.local_ray_cores(the_plan))
+    assert left.pending == ["ngrams-lstm", "ngrams-dnc"] and left.bound == pytest.approx(2 * 1260)
+    assert left.side_by_side == pytest.approx((1260, 1260))  # the two 1-core pairs at once; the LSTM at its cap
+    assert "side by side on 2 cores" in left.text()
+    assert reproduce.local_ray_cores(plan(tmp_path)) is None
+    assert reproduce.estimate(plan(tmp_path), records).side_by_side is None
+
+
 def test_dry_run_prints_the_pairs_their_budgets_and_the_time_left(tmp_path, capsys):
     argv = ["reproduce", "--out", str(tmp_path / "runs"), "--page", str(tmp_path / "docs" / "results.md"),
             "--tasks", "copy", "--models", "ntm,dnc", "--dry-run"]

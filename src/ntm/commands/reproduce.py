@@ -155,9 +155,11 @@ def bound_seconds(plan: Plan, task: str, model: str) -> float:
 @dataclasses.dataclass(frozen=True)
 class Estimate:
     pending: list[str]  # pairs not recorded yet, in the order they run
-    bound: float  # seconds at most, by the budgets
+    bound: float  # seconds at most, by the budgets, one pair after another
     likely: float | None  # seconds at the pace of the finished pairs (None before any finished)
     finished: int
+    cores: int | None = None  # with --ray on this machine: its cores, over which the pairs run side by side
+    side_by_side: tuple[float, float | None] | None = None  # (bound, likely) as the pairs share those cores
 
     def text(self) -> str:
         if not self.pending:
@@ -165,16 +167,37 @@ class Estimate:
         words = f"left: {len(self.pending)} pair(s), at most {format_minutes(self.bound)} by their budgets"
         if self.likely is not None:
             words += f"; about {format_minutes(self.likely)} at the pace of the {self.finished} finished"
+        if self.side_by_side is not None:
+            bound, likely = self.side_by_side
+            words += (f"; side by side on {self.cores} cores, in the order handed to Ray: "
+                      f"{format_minutes(bound)} by the budgets")
+            if likely is not None:
+                words += f", about {format_minutes(likely)} at that pace"
         return words
 
 
-def estimate(plan: Plan, records: dict[str, dict]) -> Estimate:
+def side_by_side_seconds(jobs: list[tuple[float, int]], cores: int) -> float:
+    """Wall time of jobs (seconds, cores each) started in order, each as soon as its cores are free: a FIFO
+    queue such as Ray's on one machine."""
+    free_at = [0.0] * cores  # when each core is next free
+    end = 0.0
+    for seconds, wanted in jobs:
+        free_at.sort()
+        wanted = min(wanted, cores)
+        start = free_at[wanted - 1]  # the wanted-th core to come free
+        free_at[:wanted] = [start + seconds] * wanted
+        end = max(end, start + seconds)
+    return end
+
+
+def estimate(plan: Plan, records: dict[str, dict], cores: int | None = None) -> Estimate:
     """What is left of the plan and how long it should take.
 
     At most: each pending pair's cap and evaluation allowance, less what a cut-off pair has trained already.
     Likely: each of those bounds times the share of its bound that the finished pairs of the same model
     took (of any model where none of the same has finished): an NTM that is certified early takes a small
-    share, a baseline that trains to its cap all of it."""
+    share, a baseline that trains to its cap all of it. With `cores` (pairs on Ray on this machine, a core
+    per seed) also the wall time of both as the pairs share those cores."""
     pending = [(task, model) for task, model in plan.pairs() if pair_name(task, model) not in records]
     finished = [record for record in records.values() if record.get("budget_seconds")]
 
@@ -187,11 +210,23 @@ def estimate(plan: Plan, records: dict[str, dict]) -> Estimate:
     bounds = {(task, model): max(bound_seconds(plan, task, model) - trained_seconds(plan.out / pair_name(task, model)),
                                  EVALUATION_ALLOWANCE_S * plan.seeds_of(model))
               for task, model in pending}
-    likely = None
+    likely_of = None
     if finished:
-        likely = sum(bound * min(pace(model) if pace(model) is not None else pace(None), 1.0)
-                     for (_, model), bound in bounds.items())
-    return Estimate([pair_name(*pair) for pair in pending], sum(bounds.values()), likely, len(records))
+        likely_of = {pair: bound * min(pace(pair[1]) if pace(pair[1]) is not None else pace(None), 1.0)
+                     for pair, bound in bounds.items()}
+    side_by_side = None
+    if cores and pending:
+        def wall(seconds: dict) -> float:
+            return side_by_side_seconds([(seconds[pair], plan.seeds_of(pair[1])) for pair in pending], cores)
+        side_by_side = (wall(bounds), wall(likely_of) if likely_of is not None else None)
+    return Estimate([pair_name(*pair) for pair in pending], sum(bounds.values()),
+                    sum(likely_of.values()) if likely_of is not None else None, len(records), cores, side_by_side)
+
+
+def local_ray_cores(plan: Plan) -> int | None:
+    """The cores an embedded Ray shares among the pairs (as `ray_cluster.start_ray` gives it); None otherwise
+    (one pair after another, or a cluster whose size is known only once joined)."""
+    return (os.cpu_count() or 1) if plan.ray == "local" else None
 
 
 def format_minutes(seconds: float) -> str:
@@ -213,7 +248,7 @@ def print_plan(plan: Plan, records: dict[str, dict], console: Console) -> None:
             state = f"cut off after {format_minutes(trained)}: resumes" if trained else "to run"
         console.print(f"  {name}: {plan.seeds_of(model)} seed(s) x {plan.budget(task, model).text()}; {state}",
                       soft_wrap=True)
-    console.print(estimate(plan, records).text(), soft_wrap=True)
+    console.print(estimate(plan, records, local_ray_cores(plan)).text(), soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- running the pairs
@@ -368,7 +403,7 @@ def reproduce(plan: Plan, console: Console | None = None) -> Path:
         seeds = records[name]["seeds"]
         console.print(f"{name}: {sum(seed['solved'] for seed in seeds)} of {len(seeds)} seed(s) certified solved, in "
                       f"{format_minutes(records[name]['elapsed_seconds'])}", soft_wrap=True)
-        console.print(estimate(plan, records).text(), soft_wrap=True)
+        console.print(estimate(plan, records, local_ray_cores(plan)).text(), soft_wrap=True)
     return write_page(page_plan(plan, records), records)
 
 
