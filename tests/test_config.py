@@ -1,5 +1,8 @@
 """Tests of NTMConfig: defaults, validation of every field, dict round-trip."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 
 from ntm import NTMConfig
@@ -22,6 +25,7 @@ BAD_VALUES = {
     "learn_initial_weights": [1, "yes"],
     "learn_initial_reads": [0, None],
     "clip_value": [0, -1.0, float("inf"), "20"],
+    "erase_bias": [float("nan"), "-4", None, True],
 }
 
 
@@ -96,6 +100,29 @@ def test_address_size_widens_the_keys_only():
     old = plain.to_dict()
     del old["address_size"]  # a config saved before addresses existed
     assert NTMConfig.from_dict(old) == plain
+
+
+def test_erase_bias_sets_the_write_heads_erase_logits_only():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from ntm.turing.heads import NTMHeads
+
+    for address_size in (0, 3):
+        config = NTMConfig(input_size=3, output_size=3, memory_width=4, read_heads=2, write_heads=2, shift_range=5,
+                           address_size=address_size, erase_bias=-4.0)
+        plain = NTMHeads(6, dataclasses.replace(config, erase_bias=0.0), rngs=nnx.Rngs(0))
+        biased = NTMHeads(6, config, rngs=nnx.Rngs(0))
+        for controller_output in (jnp.zeros((2, 6)), jnp.linspace(-1, 1, 12).reshape(2, 6)):
+            (params, vectors), (plain_params, plain_vectors) = biased(controller_output), plain(controller_output)
+            raw = plain.projection(controller_output).reshape(2, -1)[:, -2 * 2 * 4:].reshape(2, 2, 2, 4)
+            np.testing.assert_allclose(vectors.erase, 1 / (1 + np.exp(-(raw[:, :, 0] - 4.0))), rtol=1e-5)
+            np.testing.assert_array_equal(vectors.add, plain_vectors.add)
+            for got, want in zip(params, plain_params):  # addressing untouched
+                np.testing.assert_array_equal(got, want)
+    old = NTMConfig(input_size=9, output_size=8).to_dict()
+    del old["erase_bias"]  # a config saved before the option existed
+    assert NTMConfig.from_dict(old).erase_bias == 0.0
 
 
 def test_controller_input_size_and_user_controller_names():

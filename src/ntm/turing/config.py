@@ -65,6 +65,8 @@ class NTMConfig(DictConfig):
     memory_init_value: float = option(1e-6, "value of the constant (and start of the learned) memory")
     learn_initial_weights: bool = option(False, "learn the initial weightings instead of starting at slot 0")
     learn_initial_reads: bool = option(False, "learn the initial read vectors")
+    erase_bias: float = option(0.0, "initial bias of the write heads' erase logits: erase = sigmoid(bias) at the "
+                               "start; negative values start with writes that accumulate rather than replace")
     clip_value: float | None = option(20.0, CLIP_HELP)
     memory_step: str = option("fused", "how each step addresses, reads and writes the memory: fused (one function "
                               "with a hand-written gradient, faster) or plain (the functions one after another)",
@@ -92,6 +94,7 @@ class NTMConfig(DictConfig):
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("memory_step", self.memory_step, MEMORY_STEPS)
         self._store("memory_init_value", check_number("memory_init_value", self.memory_init_value))
+        self._store("erase_bias", check_number("erase_bias", self.erase_bias))
         check_bool("learn_initial_weights", self.learn_initial_weights)
         check_bool("learn_initial_reads", self.learn_initial_reads)
         self.normalize_clip_value()

@@ -51,6 +51,14 @@ def split_head_parameters(raw: jax.Array, config: NTMConfig) -> tuple[HeadParame
     return params, vectors
 
 
+def erase_logit_indices(config: NTMConfig) -> jax.Array:
+    """Where the write heads' erase logits sit in the raw parameter vector (layout of `split_head_parameters`)."""
+    heads = config.read_heads + config.write_heads
+    start = heads * (config.key_size + 3 + config.shift_range)
+    per_head = jnp.arange(config.memory_width)
+    return jnp.concatenate([start + 2 * config.memory_width * w + per_head for w in range(config.write_heads)])
+
+
 class NTMHeads(nnx.Module):
     """controller output [B,C] -> (HeadParameters for R+W heads, WriteVectors for W heads)."""
 
@@ -63,6 +71,8 @@ class NTMHeads(nnx.Module):
             param_dtype=jnp.dtype(config.param_dtype),
             rngs=rngs,
         )
+        if config.erase_bias:
+            self.projection.bias[...] = self.projection.bias[...].at[erase_logit_indices(config)].set(config.erase_bias)
 
     def __call__(self, controller_output: jax.Array) -> tuple[HeadParameters, WriteVectors]:
         raw = self.projection(controller_output)
