@@ -9,6 +9,7 @@ so nothing here is skipped.
 import csv
 import hashlib
 import json
+import math
 import os
 import pickle
 import signal
@@ -107,6 +108,9 @@ def held_out(run_dir):
     (["--search", "lr=choice:1e-3", "--samples", "0"], "--samples must be >= 1"),
     (["--search", "lr=choice:1e-3", "--grace-sequences", "100"], "--grace-sequences is for --scheduler asha"),
     (["--search", "lr=choice:1e-3", "--address", "127.0.0.1:1", "--num-cpus", "2"], "--num-cpus sizes the embedded Ray"),
+    (["--search", "batch-size=choice:4,8", "--scheduler", "pbt"], "--scheduler pbt perturbs lr, grad-clip, replay-share"),
+    (["--search", "lr=grid:1e-3,1e-2", "--scheduler", "pbt"], "give it as loguniform, uniform or choice, not grid"),
+    (["--search", "lr=choice:1e-3", "--perturbation-sequences", "100"], "--perturbation-sequences is for --scheduler pbt"),
 ])
 def test_bad_sweeps_end_with_one_line_and_status_2_before_ray_starts(tmp_path, capsys, argv, expected):
     sweep_dir = tmp_path / "sweep"
@@ -209,6 +213,61 @@ def test_asha_checkpoints_every_trial_at_each_held_out_check(tmp_path):
     assert (base.checkpoint_every, spec["budget_sequences"], spec["grace_sequences"]) == (30, 3600, 3600 // 27)
 
 
+def test_a_run_continued_from_anothers_snapshot_trains_on_from_its_state_with_its_own_settings(tiny_run, tmp_path,
+                                                                                              tiny_settings, quiet):
+    """PBT's exploit without Ray: the snapshot of a run at its newest checkpoint, continued in another directory
+    with another learning rate: the same parameters and data stream, the new rate in the optimizer state, a
+    `forked` record, the source's history before it; then it resumes and trains like any run."""
+    import jax
+    import numpy as np
+
+    from ntm.training import train
+    from ntm.training.records import Forked, Training, of_kind
+    from ntm.training.runs import RunDirectory
+    from ntm.training.step import make_optimizer
+
+    source = RunDirectory(tiny_run)
+    snapshot = tmp_path / "snapshot"
+    assert source.snapshot(snapshot) == 10 and sorted(p.name for p in (snapshot / "checkpoints").iterdir()) == ["10"]
+    settings = tiny_settings(lr=3e-4, steps=20)
+    target = RunDirectory(tmp_path / "trial")
+    assert target.continue_from(snapshot, settings, source="000-lr=1e-3") == 10
+    assert target.settings == settings
+    (forked,) = of_kind(target.records(), Forked)
+    assert (forked.step, forked.source) == (10, "000-lr=1e-3")
+    assert forked.changed == {"lr": [source.settings.lr, 3e-4], "steps": [10, 20]}
+    assert [row.step for row in of_kind(target.records(), Training)] == [5, 10]  # the source's history
+
+    def saved(run, lr_of):
+        from flax import nnx
+
+        from ntm import tasks
+        from ntm.training.runs import build_model
+
+        model, _ = build_model(lr_of, tasks.get("copy", max_length=3))
+        params = nnx.state(model, nnx.Param)
+        with_checkpoints = run.checkpoints()
+        try:
+            return with_checkpoints.restore(nnx.to_pure_dict(params), make_optimizer(lr_of).init(params))
+        finally:
+            with_checkpoints.close()
+
+    step, params, opt_state, progress = saved(target, settings)
+    _, source_params, source_opt_state, source_progress = saved(source, source.settings)
+    assert step == 10 and float(opt_state.hyperparams["learning_rate"]) == pytest.approx(3e-4)
+    assert float(source_opt_state.hyperparams["learning_rate"]) == pytest.approx(source.settings.lr)
+    for mine, theirs in zip(jax.tree.leaves(params), jax.tree.leaves(source_params)):
+        np.testing.assert_array_equal(mine, theirs)
+    assert progress["data_rng"] == source_progress["data_rng"] and progress["lr"] == 3e-4
+    train(run_dir=target.path, resume=True, console=quiet, progress=False)
+    rows = of_kind(target.records(), Training)
+    assert rows[-1].step == 20 and rows[-1].lr == pytest.approx(3e-4)
+    # another model cannot be continued
+    with pytest.raises(ValueError, match="only with the same model"):
+        RunDirectory(tmp_path / "other").continue_from(snapshot, tiny_settings(model_options={"memory_slots": 8}),
+                                                       source="000")
+
+
 # ----------------------------------------------------------------------------- Ray
 
 
@@ -240,6 +299,40 @@ def test_local_sweep_with_asha_writes_runs_results_and_figure(tmp_path, capsys, 
     assert (sweep_dir / sweep.FIGURE_FILE).read_bytes()[:4] == b"\x89PNG"
     assert "2 of 2 trials ended, 0 solved" in out and out.index("0.01") < out.index("1e-05")
     assert cli.main(["eval", str(sweep_dir / good["run_dir"]), "--lengths", "3", "--sequences", "100"]) == 0
+
+
+@pytest.mark.slow
+def test_population_based_training_continues_a_better_trials_run_with_a_perturbed_rate(tmp_path, capsys, tiny):
+    """Two trials side by side, perturbed every 80 sequences (two checks): at each perturbation the worse of
+    the two continues the other's run (PBT's exploit) with the rate perturbed; the continued run says so in a
+    `forked` record, trains on from the other's checkpoint at the new rate, and ends at its budget."""
+    sweep_dir = tmp_path / "sweep"
+    argv = ["sweep", "copy", "--search", "lr=loguniform:1e-4:3e-2", "--samples", "2", "--scheduler", "pbt",
+            "--perturbation-sequences", "80", "--sweep-dir", str(sweep_dir), "--max-steps", "40", "--eval-every", "5",
+            "--no-until-solved", "--num-cpus", "2", *tiny]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    rows = read_csv(sweep_dir / sweep.RESULTS_FILE)
+    assert len(rows) == 2 and all((row["status"], row["steps"]) == ("not solved", "40") for row in rows)
+    names = {row["trial"] for row in rows}
+    forks = []
+    for row in rows:
+        run_dir = sweep_dir / row["run_dir"]
+        metrics = read_metrics(run_dir)
+        assert json.loads((run_dir / "config.json").read_text())["settings"]["lr"] == pytest.approx(float(row["lr"]), rel=1e-3)
+        own_forks = [r for r in metrics if r.get("event") == "forked"]
+        if own_forks:  # the last is this trial's; any before it came with the history of the run it continued
+            assert own_forks[-1]["source"] in names - {row["trial"]}
+        for fork in own_forks:
+            forks.append(fork)
+            assert fork["source"] in names and fork["step"] % 5 == 0
+            assert set(fork["changed"]) <= {"lr"}
+            until = min([r["step"] for r in metrics if r.get("event") == "forked" and r["step"] > fork["step"]],
+                        default=math.inf)
+            rates = [r["lr"] for r in metrics if "event" not in r and fork["step"] < r["step"] <= until]
+            if "lr" in fork["changed"]:  # trained on at the perturbed rate (none left to train at the budget's end)
+                assert rates == [pytest.approx(fork["changed"]["lr"][1], rel=1e-6)] * len(rates)
+        assert [c["step"] for c in held_out(run_dir)][-1] == 40
+    assert forks, "no trial continued the other's run"
 
 
 @pytest.mark.slow

@@ -200,7 +200,7 @@ def check_held_out(judge: Judge, state: TrainState, seeds: list[Seed]) -> None:
                 may_certify=[final or seed.may_certify for seed in seeds])
             for seed, verdict in zip(seeds, verdicts):
                 if verdict is not None:
-                    seed.held_out(verdict, final)
+                    seed.held_out(verdict, final, state)
 
 
 def show_progress(bar, bar_task, seeds: list[Seed], speed: float) -> None:

@@ -146,8 +146,18 @@ class Diverged(Record):
     restores: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Forked(Record):
+    """This run continued another's at `step` (population-based training's exploit): the rows before are the
+    other run's, and from here on it trains with its own settings (`changed`: flag -> [before, after])."""
+
+    KIND: ClassVar[str] = "forked"
+    source: str = ""  # the run it continued (a sweep trial's name)
+    changed: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 EVENTS: dict[str, type[Record]] = {kind.KIND: kind for kind in (HeldOut, LevelUp, Solved, NonFinite, NanRestore,
-                                                                   Diverged)}
+                                                                   Diverged, Forked)}
 
 
 def parse_records(rows: list[dict[str, Any]]) -> list[Record]:

@@ -2,7 +2,8 @@
 
   RunDirectory(path)  one seed: `config` (config.json as a typed `RunConfig`), `write_config`,
                       `records()` (metrics.jsonl as typed records, `ntm.training.records`), `open_log()`,
-                      `checkpoints()`, `lock()`, and `load()`, the one loader of the trained model
+                      `checkpoints()`, `lock()`, `load()`, the one loader of the trained model, and
+                      `snapshot`/`continue_from`: one run carried on in another (population-based training)
   SeedGroup           the seeds of one run: for one seed the run directory itself; for K > 1 seeds
                       `RUN/seeds.json` and one `RUN/seed-S/` run directory per seed
 The files' formats (atomic JSON, Orbax checkpoints, the one-writer lock, metrics lines) are `ntm.rundir`'s.
@@ -11,16 +12,20 @@ The files' formats (atomic JSON, Orbax checkpoints, the one-writer lock, metrics
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flax import nnx
 
 from ntm import models, tasks
 from ntm.rundir import (
+    CHECKPOINT_DIR,
     CONFIG_FILE,
     GROUP_FILE,
+    METRICS_FILE,
     Checkpoints,
     RunDirectoryError,
     RunLock,
@@ -32,7 +37,7 @@ from ntm.rundir import (
     write_json_atomically,
 )
 from ntm.training.logs import MetricsLog
-from ntm.training.records import Record, parse_records
+from ntm.training.records import Forked, Record, parse_records
 from ntm.training.settings import BUDGET_FIELDS, TrainSettings
 
 
@@ -129,6 +134,59 @@ class RunDirectory:
 
     def checkpoints(self, keep: int = 3, identity: dict[str, Any] | None = None) -> Checkpoints:
         return Checkpoints(self.path, keep=keep, identity=identity)
+
+    def snapshot(self, into: Path) -> int:
+        """Copy what continuing this run needs into the folder `into`: config.json, metrics.jsonl and the
+        newest checkpoint (what a sweep trial hands Ray Tune for population-based training). Its step."""
+        saved = self.path / CHECKPOINT_DIR
+        steps = sorted(int(entry.name) for entry in saved.iterdir() if entry.name.isdigit()) if saved.is_dir() else []
+        if not steps:
+            raise RunDirectoryError(f"{self.path} has no checkpoint to copy")
+        into = Path(into)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG_FILE, METRICS_FILE):
+            shutil.copy2(self.path / name, into / name)
+        shutil.copytree(saved / str(steps[-1]), into / CHECKPOINT_DIR / str(steps[-1]))
+        return steps[-1]
+
+    def continue_from(self, snapshot: Path, settings: TrainSettings, source: str) -> int:
+        """Make this directory the run that `snapshot` holds (a `snapshot` of another run) continued with
+        `settings`, which may differ in training settings only (population-based training's exploit, then
+        explore). The learning rate lives in the optimizer state, so the checkpoint is saved again with
+        `settings.lr`; a `Forked` record names the source and what changed. Returns the step it goes on from.
+        RunDirectoryError if `settings` would train another model or task."""
+        from ntm.training.step import make_optimizer
+
+        source_config = RunDirectory(snapshot).config
+        task = tasks.get(settings.task, **settings.task_options)
+        model, config = build_model(settings, task)
+        if (settings.model, settings.task, settings.task_options) != (source_config.model, source_config.task,
+                                                                      source_config.settings.task_options) or \
+                config.to_dict() != source_config.model_config:
+            raise RunDirectoryError(f"{self.path} can continue {source} only with the same model and task")
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        shutil.copytree(snapshot, self.path)
+        self.write_config(dataclasses.replace(source_config, settings=settings))
+        params = nnx.state(model, nnx.Param)
+        checkpoints = self.checkpoints(keep=settings.keep, identity=model_identity(settings, config))
+        try:
+            step, params, opt_state, progress = checkpoints.restore(nnx.to_pure_dict(params),
+                                                                   make_optimizer(settings).init(params))
+            hyperparams = {**opt_state.hyperparams,
+                           "learning_rate": np.asarray(settings.lr, np.asarray(opt_state.hyperparams["learning_rate"]).dtype)}
+            checkpoints.save(step, params, opt_state._replace(hyperparams=hyperparams), {**progress, "lr": settings.lr})
+        finally:
+            checkpoints.close()
+        before, after = source_config.settings.to_dict(), settings.to_dict()
+        changed = {name: [before.get(name), value] for name, value in after.items() if before.get(name) != value}
+        self.truncate_records(step)
+        log = self.open_log()
+        try:
+            log.write(Forked(step, source=source, changed=changed))
+        finally:
+            log.close()
+        return step
 
     def lock(self) -> RunLock:
         """Create the directory and take its one-writer lock."""

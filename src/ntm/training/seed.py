@@ -80,6 +80,7 @@ class Seed:
         self.verdict: Verdict | None = None
         self.check_due = False  # a held-out check is due after this step
         self.final_due = False  # the budget ended unsolved: a last, unscreened certification is due
+        self.saved_at_check = False  # this step's due checkpoint was saved before its check was reported
         self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ opening, saving, restoring
@@ -102,8 +103,12 @@ class Seed:
         self.checkpoints.save(self.progress.step, *state.seed(self.k),
                               {**self.progress.to_dict(), "lr": state.learning_rate(self.k)})
 
+    @property
+    def save_due(self) -> bool:
+        return self.progress.step % self.settings.checkpoint_every == 0 or not self.active
+
     def save_if_due(self, state: TrainState) -> None:
-        if self.progress.step % self.settings.checkpoint_every == 0 or not self.active:
+        if self.save_due and not self.saved_at_check:
             self.save(state)
 
     def save_unless_saved(self, state: TrainState) -> None:
@@ -159,6 +164,7 @@ class Seed:
     def after_step(self, state: TrainState, stats: StepStats, now: float, seq_per_s: float) -> TrainState:
         """Count the step, feed the curriculum, apply the non-finite policy, log; say if a check is due."""
         p, settings = self.progress, self.settings
+        self.saved_at_check = False
         p.step += 1
         p.sequences += settings.batch_size
         p.wall_time = now - self.started
@@ -214,9 +220,11 @@ class Seed:
         the rare ones worth replaying; before, replaying a plateau's failures only narrows its data."""
         return self.progress.certify_attempts > 0
 
-    def held_out(self, verdict: Verdict, final: bool = False) -> None:
+    def held_out(self, verdict: Verdict, final: bool = False, state: TrainState | None = None) -> None:
         """Log a held-out verdict (`final`: the last, unscreened check of a budget); count a certification
-        attempt; move the curriculum on or mark the seed solved when the certificate is granted."""
+        attempt; move the curriculum on or mark the seed solved when the certificate is granted. With
+        `on_held_out`, a checkpoint due at this step is saved (from `state`) before the check is reported,
+        so that whoever reads the report (a sweep's population-based training) finds the state it is of."""
         p, settings, plan = self.progress, self.settings, self.curriculum
         p.wall_time = time.perf_counter() - self.started  # the check's own time counts as training time
         self.verdict = verdict
@@ -242,6 +250,9 @@ class Seed:
         # A time budget can run out during the check itself: the last, unscreened check then follows at once.
         self.final_due = not final and not self.active and not p.solved and not p.diverged
         if self.on_held_out is not None:
+            if state is not None and self.save_due:
+                self.save(state)
+                self.saved_at_check = True
             self.on_held_out(check, p)
 
     def result(self) -> SeedResult:

@@ -6,8 +6,9 @@
 
 Ray Tune does the distributed work: the search space (`tune.loguniform`, `uniform`, `choice`,
 `grid_search`), running trials side by side on the CPUs Ray grants them (`Tuner`, `TuneConfig`),
-stopping poor trials early on the held-out cost (`ASHAScheduler`), and continuing an interrupted
-sweep (`Tuner.restore`). Ray runs embedded by default (started and stopped by the command, local
+stopping poor trials early on the held-out cost (`ASHAScheduler`), population-based training
+(`PopulationBasedTraining`: a poor trial continues a good one's run with perturbed training settings),
+and continuing an interrupted sweep (`Tuner.restore`). Ray runs embedded by default (started and stopped by the command, local
 addresses only); `--address` joins a running cluster instead.
 
 What ntm adds is what Tune cannot know: a trial's settings are typed `TrainSettings`, those `ntm train`
@@ -21,8 +22,9 @@ best first.
 One job a module:
 
   space     the searched flags and their distributions; each trial's settings, all checked before Ray starts
-  tuner     Ray and Tune: starting Ray, the Tuner (ASHA or every trial to its end), trial names, progress lines
-  trial     one trial in a Ray worker: an ntm experiment reporting its held-out checks to Tune
+  tuner     Ray and Tune: starting Ray, the Tuner (every trial to its end, ASHA or PBT), trial names, progress
+  trial     one trial in a Ray worker: an ntm experiment reporting its held-out checks (and, for PBT, snapshots
+            of its run) to Tune; continuing another trial's run when PBT says so
   results   what the trials found: results.csv and the table, best first; the figure is
             `ntm.plots.figures.sweep_figure`
   command   `ntm sweep` itself: its flags, sweep.json, and the run from the first check to the table
@@ -31,7 +33,7 @@ Layout of the sweep directory DIR:
 
   sweep.json       the sweep as it was started: what `--resume` rebuilds it from
   ray/             Ray Tune's experiment state (what `Tuner.restore` reads)
-  trials/NAME/     one ntm run directory per trial, NAME = trial number and searched values
+  trials/NAME/     one ntm run directory per trial, NAME = trial number and searched values (as first drawn)
   results.csv      one row per trial: searched settings, outcome, steps, sequences, times, held-out figures
   sweep.png        held-out cost against training sequences, and each searched setting against time to solve
 

@@ -20,14 +20,16 @@ from rich.console import Console
 
 from ntm.commands.sweep import FIGURE_FILE, RESULTS_FILE, SWEEP_FILE, TRIALS_DIR, TUNE_DIR, usage_error
 from ntm.commands.sweep.results import collect, results_table, trial_curves, write_results
-from ntm.commands.sweep.space import check_space, expected_trials, parse_searches
+from ntm.commands.sweep.space import check_population, check_space, expected_trials, parse_searches
 from ntm.commands.sweep.trial import TrialPlan, add_import_root, task_import_root
 from ntm.commands.sweep.tuner import ASHA_REDUCTION, SCHEDULERS, import_ray, make_tuner, start_ray
 from ntm.commands.train_flags import TrainFlag, add_train_flags
 
 # The options of the sweep itself, which --resume refuses (it may change only --address and --num-cpus).
 SWEEP_OPTIONS = ("search", "samples", "cpus_per_trial", "max_concurrent", "scheduler", "grace_sequences",
-                 "eval_lengths", "eval_sequences")
+                 "perturbation_sequences", "eval_lengths", "eval_sequences")
+# PBT's default interval: this share of the largest budget, so that a run can be continued a few times.
+PERTURBATIONS_PER_BUDGET = 8
 SPEC_KEYS = ("task", "settings", "search", "samples", "trials", "scheduler", "grace_sequences", "budget_sequences",
              "max_concurrent", "cpus_per_trial", "eval_lengths", "eval_sequences", "flags")
 
@@ -60,10 +62,15 @@ def add_commands(commands, own_tasks: list[str] = ()) -> None:
                        help="at most K trials at once (default: as many as the CPUs allow)")
     sweep.add_argument("--scheduler", choices=SCHEDULERS, default=None,
                        help="fifo: every trial runs to its end (default); asha: stop trials whose held-out cost "
-                            "falls behind at each rung (Ray Tune's ASHAScheduler)")
+                            "falls behind at each rung (Ray Tune's ASHAScheduler); pbt: population-based training "
+                            "(Ray Tune's PopulationBasedTraining): a trial in the worst quarter continues the run of "
+                            "one in the best quarter with its lr, grad-clip or replay-share perturbed")
     sweep.add_argument("--grace-sequences", type=int, default=None, metavar="N",
                        help=f"asha: training sequences before a trial is first compared (default: the budget / "
                             f"{ASHA_REDUCTION ** 3})")
+    sweep.add_argument("--perturbation-sequences", type=int, default=None, metavar="N",
+                       help=f"pbt: training sequences between a trial's perturbations (default: the budget / "
+                            f"{PERTURBATIONS_PER_BUDGET})")
     sweep.add_argument("--eval-lengths", help="test lengths (or item counts) of each trial's final table")
     sweep.add_argument("--eval-sequences", type=int, default=None, metavar="N",
                        help="fresh sequences per row of each trial's final table (default 1000)")
@@ -88,7 +95,8 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
         raise usage_error(str(error)) from None
     if not args.search:
         raise usage_error("give at least one --search FLAG=DISTRIBUTION (e.g. --search lr=loguniform:1e-4:1e-2)")
-    for name in ("samples", "max_concurrent", "grace_sequences", "eval_sequences", "num_cpus"):
+    for name in ("samples", "max_concurrent", "grace_sequences", "perturbation_sequences", "eval_sequences",
+                 "num_cpus"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise usage_error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -96,15 +104,20 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
         raise usage_error(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial}")
     if args.grace_sequences is not None and args.scheduler != "asha":
         raise usage_error("--grace-sequences is for --scheduler asha")
+    if args.perturbation_sequences is not None and args.scheduler != "pbt":
+        raise usage_error("--perturbation-sequences is for --scheduler pbt")
     if args.eval_lengths:
         from ntm.evaluate import parse_values
 
         parse_values(args.eval_lengths)
     searches = parse_searches(args.search, args.train_flags, fixed_flags(args))
+    if args.scheduler == "pbt":
+        check_population(searches)
     # Ray ends a trial that ASHA stops within moments of the held-out check, too soon for the run to save:
-    # a checkpoint at every check leaves the run directory the parameters of its last check but one.
-    checkpoint_every_check = args.scheduler == "asha" and args.checkpoint_every is None and "checkpoint_every" not in {
-        s.flag.dest for s in searches}
+    # a checkpoint at every check leaves the run directory the parameters of its last check but one. PBT
+    # hands a trial's state at each check to the trials that may continue it.
+    checkpoint_every_check = args.scheduler in ("asha", "pbt") and args.checkpoint_every is None and \
+        "checkpoint_every" not in {s.flag.dest for s in searches}
     bases, largest = check_space(args, searches, args.train_flags, checkpoint_every_check)
     samples = args.samples or 1
     return {
@@ -114,6 +127,7 @@ def sweep_spec(args: argparse.Namespace, sweep_dir: Path) -> dict[str, Any]:
         "trials": expected_trials(samples, searches),
         "scheduler": args.scheduler or "fifo",
         "grace_sequences": args.grace_sequences or max(1, largest // ASHA_REDUCTION ** 3),
+        "perturbation_sequences": args.perturbation_sequences or max(1, largest // PERTURBATIONS_PER_BUDGET),
         "budget_sequences": largest,
         "max_concurrent": args.max_concurrent, "cpus_per_trial": args.cpus_per_trial or 1.0,
         "eval_lengths": args.eval_lengths, "eval_sequences": args.eval_sequences,
@@ -159,6 +173,7 @@ def trial_plan(spec: dict[str, Any]) -> TrialPlan:
         raise usage_error(f"{Path(spec['sweep_dir']) / SWEEP_FILE} does not hold settings of this ntm: "
                           f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     return TrialPlan(bases=bases, flags=flags, sweep_dir=Path(spec["sweep_dir"]), task_path=spec.get("task_path"),
+                     population_interval=spec["perturbation_sequences"] if spec["scheduler"] == "pbt" else None,
                      cpus_per_trial=spec["cpus_per_trial"],
                      eval_values=parse_values(spec["eval_lengths"]) if spec.get("eval_lengths") else None,
                      eval_sequences=spec.get("eval_sequences") or EVAL_SEQUENCES)

@@ -21,6 +21,10 @@ from ntm.commands.usage import UsageError
 from ntm.training.settings import TrainSettings
 
 KINDS = ("loguniform", "uniform", "choice", "grid")
+# What population-based training may change in a running trial: training settings that the model, the
+# optimizer state's shapes and the data's meaning do not depend on. Other searched flags are drawn once
+# per trial (and copied with the run a trial continues).
+PBT_MUTABLE = ("lr", "grad_clip", "replay_share")
 # A bound on the combinations `check_space` builds, so that a huge space is not checked for ever.
 CHECKED_COMBINATIONS = 4096
 
@@ -103,6 +107,23 @@ def parse_searches(texts: list[str], flags: Mapping[str, TrainFlag], fixed: set[
         seen.add(search.flag.dest)
         searches.append(search)
     return searches
+
+
+def mutated(searches: list[Search]) -> list[Search]:
+    """The searches that population-based training perturbs."""
+    return [search for search in searches if search.flag.dest in PBT_MUTABLE]
+
+
+def check_population(searches: list[Search]) -> None:
+    """`--scheduler pbt` needs a searched flag it may perturb, drawn from a distribution (not a grid)."""
+    perturbed = mutated(searches)
+    if not perturbed:
+        names = ", ".join(name.replace("_", "-") for name in PBT_MUTABLE)
+        raise usage_error(f"--scheduler pbt perturbs {names} in running trials; search at least one of them")
+    for search in perturbed:
+        if search.kind == "grid":
+            raise usage_error(f"--scheduler pbt perturbs {search.name}: give it as loguniform, uniform or choice, "
+                              f"not grid (the population is --samples trials)")
 
 
 def trial_settings(bases: Mapping[str, TrainSettings], config: Mapping[str, Any],

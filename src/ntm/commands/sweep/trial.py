@@ -4,6 +4,13 @@
 by flag destination) and the sweep's `TrialPlan`, typed (the base `TrainSettings` of each model, the
 searched flags, where the sweep is written), builds the trial's settings with `space.trial_settings`,
 and runs them as `ntm train` would into `trials/NAME/`, or continues that run if Tune resumes the trial.
+
+With population-based training the first held-out check past each perturbation interval also hands Tune a
+snapshot of the run (config.json, metrics.jsonl, the checkpoint of that check: `RunDirectory.snapshot`) as
+the trial's checkpoint. When Tune
+starts a trial from another trial's snapshot (the exploit, with the trial's perturbed values), the trial's
+run directory becomes that run continued with the trial's settings (`RunDirectory.continue_from`), and
+trains on from there.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from ntm.commands.sweep import TRIALS_DIR
+# In a snapshot: which trial's run it is, so that a trial tells its own snapshot from another's.
+SNAPSHOT_FILE = "trial.json"
 from ntm.commands.sweep.space import trial_settings
 from ntm.commands.train_flags import TrainFlag
 from ntm.training.settings import TrainSettings
@@ -34,6 +44,7 @@ class TrialPlan:
     cpus_per_trial: float
     eval_values: list[int] | None  # the final table's test values; None: the task's
     eval_sequences: int
+    population_interval: int | None = None  # PBT: training sequences between the snapshots handed to Tune
 
 
 def task_import_root(task: str) -> str | None:
@@ -108,16 +119,39 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     tune_xla()
     from ntm.training.runs import RunDirectory
 
-    run_dir = plan.sweep_dir / TRIALS_DIR / tune.get_context().get_trial_name()
+    from ntm.rundir import read_json, write_json_atomically
+
+    name = tune.get_context().get_trial_name()
+    run_dir = plan.sweep_dir / TRIALS_DIR / name
     settings = trial_settings(plan.bases, config, plan.flags)
+    snapshot = tune.get_checkpoint() if plan.population_interval else None
+    if snapshot is not None:
+        with snapshot.as_directory() as folder:
+            source = read_json(Path(folder) / SNAPSHOT_FILE)["trial"]
+            if source != name:  # PBT's exploit: go on from the other trial's run, with this trial's settings
+                RunDirectory(run_dir).continue_from(Path(folder), settings, source)
     resume = RunDirectory(run_dir).exists
     if resume and RunDirectory(run_dir).settings != settings:
         raise RuntimeError(f"{run_dir} holds a run with other settings than this trial's; it is not resumed")
 
+    # The sequences of the last snapshot handed to Tune: one per perturbation interval, at the first check past
+    # it (when PBT decides), so the few Tune keeps are still there when another trial continues one.
+    earlier = held_out_checks(run_dir) if resume else []
+    reported_at = [earlier[-1].sequences if earlier else 0]
+
     def on_held_out(check, progress) -> None:
         # Training sequences at the check: what ASHA compares trials at (fair across batch sizes).
-        tune.report({"step": check.step, "sequences": check.step * settings.batch_size, "time": check.time,
-                     "cost": check.cost, "bit_errors": check.bit_errors, "solved": progress.solved})
+        metrics = {"step": check.step, "sequences": check.step * settings.batch_size, "time": check.time,
+                   "cost": check.cost, "bit_errors": check.bit_errors, "solved": progress.solved}
+        interval = plan.population_interval
+        if not interval or check.sequences // interval <= reported_at[0] // interval:
+            tune.report(metrics)
+            return
+        reported_at[0] = check.sequences
+        with tempfile.TemporaryDirectory() as folder:
+            RunDirectory(run_dir).snapshot(Path(folder))
+            write_json_atomically(Path(folder) / SNAPSHOT_FILE, {"trial": name, "step": check.step})
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     outcome = train_trial(settings, run_dir, resume, on_held_out, plan.eval_values, plan.eval_sequences)
     checks = held_out_checks(run_dir)

@@ -1,7 +1,9 @@
 """Ray and Ray Tune for `ntm sweep`: starting Ray, the Tuner of a sweep (or its restore), trial names, progress.
 
-The scheduler is `fifo` (every trial runs to its end) or `asha` (Tune's ASHAScheduler stops trials whose
-held-out cost falls behind, compared at equal training sequences). Ray is imported only here and in a
+The scheduler is `fifo` (every trial runs to its end), `asha` (Tune's ASHAScheduler stops trials whose
+held-out cost falls behind, compared at equal training sequences) or `pbt` (Tune's PopulationBasedTraining:
+every so many training sequences a trial in the worst quarter continues the run of one in the best quarter,
+with its searched training settings perturbed; `space.PBT_MUTABLE`). Ray is imported only here and in a
 trial, and only when a sweep runs.
 """
 
@@ -14,14 +16,15 @@ from typing import Any
 from ntm.commands import ray_cluster
 from ntm.commands.sweep import TUNE_DIR, usage_error
 from ntm.commands.sweep.results import number, status_of
-from ntm.commands.sweep.space import Search
+from ntm.commands.sweep.space import Search, mutated
 from ntm.commands.sweep.trial import TrialPlan, run_trial
 from ntm.plots.figures import setting_text
 
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "pbt")
 # ASHA keeps the best 1/REDUCTION of the trials at each rung; with the first rung at 1/REDUCTION**3 of
 # the budget there are four rungs, the last one the whole budget.
 ASHA_REDUCTION = 3
+PBT_SNAPSHOTS_KEPT = 4
 # Trial names carry the searched values; long ones are cut (the trial number keeps them unique).
 NAME_LIMIT = 96
 
@@ -86,6 +89,14 @@ def make_tuner(tune, plan: TrialPlan, spec: dict[str, Any], searches: list[Searc
             # its report is written; ASHA stopping it there would cut that short
             time_attr="sequences", metric="cost", mode="min", max_t=spec["budget_sequences"] + 1,
             grace_period=spec["grace_sequences"], reduction_factor=ASHA_REDUCTION)
+    checkpoints = None
+    if spec["scheduler"] == "pbt":
+        scheduler = tune.schedulers.PopulationBasedTraining(
+            time_attr="sequences", metric="cost", mode="min",
+            perturbation_interval=spec["perturbation_sequences"],
+            hyperparam_mutations={search.flag.dest: search.domain() for search in mutated(searches)})
+        # A trial's newest snapshot is what another may continue; one per perturbation interval, a few kept.
+        checkpoints = tune.CheckpointConfig(num_to_keep=PBT_SNAPSHOTS_KEPT)
     return tune.Tuner(
         trainable,
         param_space={search.flag.dest: search.domain() for search in searches},
@@ -95,5 +106,5 @@ def make_tuner(tune, plan: TrialPlan, spec: dict[str, Any], searches: list[Searc
                                     max_concurrent_trials=spec["max_concurrent"],
                                     trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(plan.sweep_dir), verbose=0,
-                                  callbacks=[progress_lines()]),
+                                  callbacks=[progress_lines()], checkpoint_config=checkpoints),
     )
