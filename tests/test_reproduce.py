@@ -5,6 +5,7 @@ trains within its budget, a rerun skips what is done and resumes what was cut of
 import json
 import math
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -327,6 +328,8 @@ def test_reproduce_writes_the_results_page_resumes_and_ships(tmp_path, capsys, m
     assert "## Summary" in text and f"| copy | not solved: 0/2 seeds certified within {trained:,} sequences" in text
     assert "| ntm |" in text and "| lstm |" in text and "ntm median" in text and "ntm worst" in text
     assert "arXiv:1410.5401" in text and "took" in text and "`ntm reproduce --tasks copy --models ntm,lstm" in text
+    median = int(statistics.median(seed["sequences"] for seed in ntm["seeds"]))
+    assert f"the time cap ended it at {median:,} sequences)" in text and "This machine is too slow for those" in text
     assert (page.parent / "results" / "copy-learning.png").is_file()
     assert (page.parent / "results" / "copy-ntm-5.png").is_file()
 

@@ -123,7 +123,7 @@ def summary_section(records: dict[str, dict], plan) -> list[str]:
 
 def budget_section(records: dict[str, dict], plan) -> list[str]:
     header = ["task", *plan.models]
-    rows = []
+    rows, ended_by_time = [], []  # the latter: shares of the budget's sequences that runs the time cap ended reached
     for task in plan.tasks:
         cells = [task]
         for model in plan.models:
@@ -132,12 +132,26 @@ def budget_section(records: dict[str, dict], plan) -> list[str]:
                 cells.append("not run")
                 continue
             budget = record["budget"]
-            cells.append(f"{len(record['seeds'])} x {budget['sequences']:,} sequences or {budget['minutes']:g} min"
-                         f" (took {format_time(record['elapsed_seconds'])})")
+            cell = (f"{len(record['seeds'])} x {budget['sequences']:,} sequences or {budget['minutes']:g} min"
+                    f" (took {format_time(record['elapsed_seconds'])}")
+            capped = [seed["sequences"] for seed in record["seeds"]
+                      if not seed["solved"] and seed["sequences"] < budget["sequences"]]
+            if capped:
+                cell += f"; the time cap ended it at {int(statistics.median(capped)):,} sequences"
+                ended_by_time.append((min(capped) / budget["sequences"], f"{task}-{model}",
+                                      min(capped) / max(record["elapsed_seconds"], 1e-9)))
+            cells.append(cell + ")")
         rows.append(cells)
+    time_note = []
+    if ended_by_time:
+        share, name, speed = min(ended_by_time)
+        time_note = [f"Where the time cap ended a run before its sequences, the cell gives the sequences it reached "
+                     f"(the median over its seeds); the least, {name}, reached {100 * share:.1f} % of its budget at "
+                     f"{speed:.0f} sequences per second. This machine is too slow for those runs; their rows below "
+                     f"are what the cap allowed, not what the model can reach.", ""]
     return ["## Budgets", "", "Per seed, training sequences or minutes, whichever ended first; a seed also "
             "stopped once certified solved. Seeds of a pair trained side by side, so their minutes are those of "
-            "the whole group.", "", *markdown_table(header, rows), "",
+            "the whole group.", "", *markdown_table(header, rows), "", *time_note,
             "The whole set takes hours on two cores (`ntm reproduce --dry-run` prints the bound and what is "
             "left). It resumes where it stopped and keeps its records beside this page, so it can be made over "
             "several sittings. On a larger machine `ntm reproduce --ray` runs the pairs side by side as Ray "
