@@ -117,9 +117,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
 
     tune_malloc()
     tune_xla()
-    from ntm.training.runs import RunDirectory
-
     from ntm.rundir import read_json, write_json_atomically
+    from ntm.training.runs import RunDirectory
 
     name = tune.get_context().get_trial_name()
     run_dir = plan.sweep_dir / TRIALS_DIR / name
