@@ -10,6 +10,7 @@ trial, and only when a sweep runs.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,13 @@ def start_ray(ray, address: str | None, num_cpus: int | None) -> bool:
     return ray_cluster.start_ray(ray, address, num_cpus, "sweep")
 
 
-def trial_name(trial) -> str:
-    """`NNN-flag=value,...`: the trial's number in the sweep and its searched values (a folder name)."""
+def trial_name(trial, changing: tuple[str, ...] = ()) -> str:
+    """`NNN-flag=value,...`: the trial's number in the sweep and its searched values (a folder name), less the
+    `changing` ones (those population-based training perturbs, which a name given once would misstate)."""
     ordinal = trial.trial_id.rsplit("_", 1)[-1]
-    settings = ",".join(f"{dest.replace('_', '-')}={setting_text(value)}" for dest, value in sorted(trial.config.items()))
-    name = f"{ordinal}-{settings}".replace("/", "_").replace(" ", "")
+    settings = ",".join(f"{dest.replace('_', '-')}={setting_text(value)}" for dest, value in sorted(trial.config.items())
+                        if dest not in changing)
+    name = (f"{ordinal}-{settings}" if settings else ordinal).replace("/", "_").replace(" ", "")
     return name[:NAME_LIMIT]
 
 
@@ -89,10 +92,13 @@ def make_tuner(tune, plan: TrialPlan, spec: dict[str, Any], searches: list[Searc
             # its report is written; ASHA stopping it there would cut that short
             time_attr="sequences", metric="cost", mode="min", max_t=spec["budget_sequences"] + 1,
             grace_period=spec["grace_sequences"], reduction_factor=ASHA_REDUCTION)
-    checkpoints = None
+    checkpoints, namer = None, trial_name
     if spec["scheduler"] == "pbt":
+        namer = partial(trial_name, changing=tuple(search.flag.dest for search in mutated(searches)))
+        # synch: trials are compared at the same training sequences, as ASHA compares them (a held-out cost
+        # falls with training, so a trial that ran ahead would look better for that alone)
         scheduler = tune.schedulers.PopulationBasedTraining(
-            time_attr="sequences", metric="cost", mode="min",
+            time_attr="sequences", metric="cost", mode="min", synch=True,
             perturbation_interval=spec["perturbation_sequences"],
             hyperparam_mutations={search.flag.dest: search.domain() for search in mutated(searches)})
         # A trial's newest snapshot is what another may continue; one per perturbation interval, a few kept.
@@ -104,7 +110,7 @@ def make_tuner(tune, plan: TrialPlan, spec: dict[str, Any], searches: list[Searc
         # a trial that ASHA stops has time to save its checkpoint)
         tune_config=tune.TuneConfig(num_samples=spec["samples"], scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=spec["max_concurrent"],
-                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                                    trial_name_creator=namer, trial_dirname_creator=namer),
         run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(plan.sweep_dir), verbose=0,
                                   callbacks=[progress_lines()], checkpoint_config=checkpoints),
     )
