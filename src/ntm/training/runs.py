@@ -138,15 +138,18 @@ class RunDirectory:
     def snapshot(self, into: Path) -> int:
         """Copy what continuing this run needs into the folder `into`: config.json, metrics.jsonl and the
         newest checkpoint (what a sweep trial hands Ray Tune for population-based training). Its step."""
-        saved = self.path / CHECKPOINT_DIR
-        steps = sorted(int(entry.name) for entry in saved.iterdir() if entry.name.isdigit()) if saved.is_dir() else []
+        saved = Checkpoints(self.path, create=False)
+        try:
+            steps = saved.steps()
+        finally:
+            saved.close()
         if not steps:
             raise RunDirectoryError(f"{self.path} has no checkpoint to copy")
         into = Path(into)
         into.mkdir(parents=True, exist_ok=True)
         for name in (CONFIG_FILE, METRICS_FILE):
             shutil.copy2(self.path / name, into / name)
-        shutil.copytree(saved / str(steps[-1]), into / CHECKPOINT_DIR / str(steps[-1]))
+        shutil.copytree(saved.directory / str(steps[-1]), into / CHECKPOINT_DIR / str(steps[-1]))
         return steps[-1]
 
     def continue_from(self, snapshot: Path, settings: TrainSettings, source: str) -> int:

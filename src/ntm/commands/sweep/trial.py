@@ -7,10 +7,9 @@ and runs them as `ntm train` would into `trials/NAME/`, or continues that run if
 
 With population-based training the first held-out check past each perturbation interval also hands Tune a
 snapshot of the run (config.json, metrics.jsonl, the checkpoint of that check: `RunDirectory.snapshot`) as
-the trial's checkpoint. When Tune
-starts a trial from another trial's snapshot (the exploit, with the trial's perturbed values), the trial's
-run directory becomes that run continued with the trial's settings (`RunDirectory.continue_from`), and
-trains on from there.
+the trial's checkpoint. When Tune starts a trial from another trial's snapshot (the exploit, with the trial's
+perturbed values), the trial's run directory becomes that run continued with the trial's settings
+(`RunDirectory.continue_from`), and trains on from there.
 """
 
 from __future__ import annotations
@@ -140,7 +139,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
 
     def on_held_out(check, progress) -> None:
         # Training sequences at the check: what ASHA compares trials at (fair across batch sizes).
-        metrics = {"step": check.step, "sequences": check.step * settings.batch_size, "time": check.time,
+        metrics = {"step": check.step, "sequences": check.sequences, "time": check.time,
                    "cost": check.cost, "bit_errors": check.bit_errors, "solved": progress.solved}
         interval = plan.population_interval
         if not interval or check.sequences // interval <= reported_at[0] // interval:
