@@ -6,7 +6,9 @@ should cost about twice the step). This measures the compiled training step of `
 copy (memory 128 x 20, LSTM controller of 100 units, T = 41 padded steps, one fixed batch, one
 device) for each head count and batch size, timed in turn over rounds so a noisy machine biases
 none of them, and prints sequences per second and each head count's step time over the 1 + 1
-step's at the same batch size, all measured in the same run. Times are the process's CPU time per
+step's at the same batch size, all measured in the same run, beside the ratio of their arithmetic
+(XLA's flop count of one time step, forward and backward): more heads also widen the controller's
+input (R x M read values) and the heads' output layer, so 5 + 5 heads do about 2.6x the work of 1 + 1. Times are the process's CPU time per
 step (median over rounds), which another process sharing the core does not inflate as it does
 wall time; the wall time is printed beside it. Run on one core, e.g.
 
@@ -80,14 +82,19 @@ def main() -> None:
           f"{args.memory_step}; median of {args.rounds} rounds; load average {stepkit.load_average()} (1 min) "
           f"at the end")
     baseline = head_counts[0]
+    flops = {key: bench.flops_per_time_step() for key, bench in benches.items()}
     print(f"{'heads':>6} {'batch':>5} {'compile s':>9} {'cpu ms/step':>11} {'wall ms':>8} {'seq/s':>8} "
-          f"{f'step time vs {baseline[0]}+{baseline[1]}':>18}")
+          f"{'time vs ' + f'{baseline[0]}+{baseline[1]}':>12} {'flops vs it':>11} {'time/flops':>10}")
     for key, bench in benches.items():
         reads, writes, batch_size = key
         seconds = timings[key]
         ratio = seconds / timings[(*baseline, batch_size)]
+        work = flops[key] / flops[(*baseline, batch_size)]
         print(f"{f'{reads}+{writes}':>6} {batch_size:>5} {bench.compile_seconds:>9.1f} {seconds * 1e3:>11.2f} "
-              f"{walls[key] * 1e3:>8.2f} {batch_size / seconds:>8.0f} {ratio:>17.2f}x")
+              f"{walls[key] * 1e3:>8.2f} {batch_size / seconds:>8.0f} {ratio:>11.2f}x {work:>10.2f}x "
+              f"{ratio / work:>10.2f}")
+    print("flops: XLA's count for one time step forward and backward (its cost analysis counts a loop's body "
+          "once); time/flops over 1 means the step is slower than its extra arithmetic alone explains")
 
 
 if __name__ == "__main__":

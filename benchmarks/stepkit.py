@@ -55,6 +55,17 @@ class Bench:
     active: jax.Array
     rngs: list
     sample: bool
+    grad_fn: object = None
+
+    def flops_per_time_step(self) -> float:
+        """XLA's count of floating-point operations of one seed's forward and backward pass, as compiled.
+
+        XLA's cost analysis counts a loop's body once, not once per iteration, so for a recurrent model
+        this is the work of one time step forward and one backward, plus the little outside the scan
+        (the loss): the figure to compare the arithmetic of two models by.
+        """
+        one_seed = jax.tree.map(lambda a: a[0], (self.state[0], self.batch, self.keys))
+        return float(jax.jit(self.grad_fn).lower(*one_seed).compile().cost_analysis()["flops"])
 
     def next_batch(self):
         if not self.sample:
@@ -94,7 +105,8 @@ def prepare(task_name: str = "copy", *, model: str = "ntm", batch_size: int = 8,
     # "auto" splits whatever divides (to measure a split); "train" plans as `ntm train` does
     steps = batch.inputs.shape[-2] if mode == "train" else None
     chosen = parallel.plan(seeds, batch_size, devices, steps) if mode in ("auto", "train") else mode
-    step = parallel.compile_step(make_grad_fn(graphdef, rest, remat), make_apply_fn(tx), seeds=seeds,
+    grad_fn = make_grad_fn(graphdef, rest, remat)
+    step = parallel.compile_step(grad_fn, make_apply_fn(tx), seeds=seeds,
                                  batch_size=batch_size, devices=devices, mode=chosen)
     keys = jnp.stack([jax.random.key(s) for s in range(seeds)])
     active = jnp.ones(seeds, bool)
@@ -103,7 +115,7 @@ def prepare(task_name: str = "copy", *, model: str = "ntm", batch_size: int = 8,
     jax.block_until_ready(stats)
     compile_seconds = time.perf_counter() - started
     bench = Bench(settings, task, seeds, chosen, compile_seconds, step, [params, opt_state], batch, keys, active,
-                  rngs, sample)
+                  rngs, sample, grad_fn)
     bench.seconds_per_step(3)
     return bench
 
