@@ -10,7 +10,7 @@ from ntm.training import SeedResult
 def seed(number, solved_sequences=None, cost=1.0):
     solved = solved_sequences is not None
     return SeedResult(number, Path(f"seed-{number}"), 100, 800, 10.0, solved, 50 if solved else None,
-                      solved_sequences, 5.0 if solved else None, False, 0, {"cost": cost} if cost is not None else {},
+                      solved_sequences, 5.0 if solved else None, False, False, 0, {"cost": cost} if cost is not None else {},
                       None)
 
 

@@ -402,3 +402,50 @@ def test_ngram_rows_are_judged_at_two_bits_per_200_predicted_bits_of_their_own_l
     assert [row["length"] for row in good.rows] == [400, 200] and good.solved
     bad = judge_with({400: 3.5, 200: 2.5})
     assert not bad.solved and [row["certified"] for row in bad.rows] == [True, False]
+
+
+def test_a_race_stops_every_seed_at_the_first_certificate_and_splits_the_error_between_seeds(tmp_path, monkeypatch):
+    """Seed 4 of a race of seeds 3 and 4 is made certified at its second check (step 20): seed 3 then stops
+    (outrun, no last certification of its own), every attempt of both used (1 - confidence) / 2, and a
+    resumed race trains no further. Without the race, seed 3 trains on to its budget."""
+    import dataclasses as dc
+
+    real, run_alphas = Judge.certify, []
+
+    def second_check_certifies_seed_4(self, params, difficulties, attempts, rng, **options):
+        verdicts = real(self, params, difficulties, attempts, rng, **options)
+        run_alphas.append(options["run_alpha"])
+        if len(run_alphas) == 2 and verdicts[1] is not None:
+            verdicts[1] = dc.replace(verdicts[1], solved=True, screened=True, attempt=1)
+        return verdicts
+
+    monkeypatch.setattr(Judge, "certify", second_check_certifies_seed_4)
+    settings = tiny_settings(seed=3, steps=40, eval_every=10, until_solved=True, race=True, confidence=0.9)
+    result = train(settings, run_dir=tmp_path / "race", seeds=2, console=QUIET, progress=False)
+    loser, winner = result.seeds
+    assert (winner.solved, winner.solved_step, winner.step) == (True, 20, 20)
+    assert (loser.solved, loser.outrun, loser.step) == (False, True, 20)
+    assert run_alphas == [pytest.approx(0.05)] * 2  # (1 - 0.9) / 2 seeds
+    events = [row for row in rundir.read_metrics(tmp_path / "race" / "seed-3") if "event" in row]
+    assert [(row["step"], row["event"]) for row in events] == [(10, "held_out"), (20, "held_out"), (20, "outrun")]
+    assert events[-1]["winner"] == 4 and not any(row.get("final") for row in events)
+    resumed = train(run_dir=tmp_path / "race", resume=True, budget={"steps": 60}, console=QUIET, progress=False)
+    assert [(r.step, r.outrun) for r in resumed.seeds] == [(20, True), (20, False)]
+
+    run_alphas.clear()
+    apart = train(settings.replace(race=False), run_dir=tmp_path / "apart", seeds=2, console=QUIET, progress=False)
+    assert [(r.solved, r.outrun, r.step) for r in apart.seeds] == [(False, False, 40), (True, False, 20)]
+    assert run_alphas and all(alpha == pytest.approx(0.1) for alpha in run_alphas)
+
+
+def test_a_race_gives_one_seed_per_usable_core_by_default(monkeypatch):
+    from ntm.commands import cli
+
+    monkeypatch.setattr("ntm.runtime.available_cores", lambda: 2)
+    assert cli.default_seeds(tiny_settings(race=True)) == 2 and cli.default_seeds(tiny_settings()) == 1
+    monkeypatch.setattr("ntm.runtime.available_cores", lambda: 64)
+    assert cli.default_seeds(tiny_settings(race=True)) == cli.RACE_SEEDS_MAX == 8
+    assert tiny_settings(race=True).seed_error(4) == pytest.approx(0.0125)
+    assert tiny_settings().seed_error(4) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="race"):
+        tiny_settings(race=1)

@@ -22,6 +22,9 @@ from rich.console import Console
 from ntm.commands.train_flags import add_train_flags, flag, given_values, settings_from_args
 from ntm.commands.usage import OneLineParser, UsageError, stdout_console
 
+# The most seeds a race runs by default (one per core): more would buy little and tighten each certificate.
+RACE_SEEDS_MAX = 8
+
 
 def add_train_command_flags(train, task: str | None = None, model: str | None = None,
                             own_tasks: list[str] = ()) -> None:
@@ -32,8 +35,9 @@ def add_train_command_flags(train, task: str | None = None, model: str | None = 
     run = train.add_argument_group("the run")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or --seeds group) in RUN_DIR")
     run.add_argument("--run-dir", help="where the run is written (default runs/TASK-TIMESTAMP)")
-    run.add_argument("--seeds", type=int, default=1, metavar="K",
-                     help="train K seeds (seed, seed+1, ...) side by side in one compiled program (default 1)")
+    run.add_argument("--seeds", type=int, default=None, metavar="K",
+                     help="train K seeds (seed, seed+1, ...) side by side in one compiled program (default 1; "
+                          f"in a race, one per core up to {RACE_SEEDS_MAX})")
     run.add_argument("--eval-lengths", metavar="L1,L2,...",
                      help="test lengths (or item counts) of the final table (default: the task's)")
     run.add_argument("--eval-sequences", type=int, default=None, metavar="N",
@@ -124,7 +128,8 @@ def run_train(args, console: Console) -> int:
 
     eval_values = parse_values(args.eval_lengths) if args.eval_lengths else None
     sequences = positive("--eval-sequences", args.eval_sequences) or EVAL_SEQUENCES
-    positive("--seeds", args.seeds)
+    if args.seeds is not None:
+        positive("--seeds", args.seeds)
     evaluation = dict(eval_values=eval_values, eval_sequences=sequences, console=console, progress=not args.quiet)
     for name, path in (("--resume", args.resume), ("--run-dir", args.run_dir)):
         if path is not None:
@@ -134,7 +139,7 @@ def run_train(args, console: Console) -> int:
         values = given_values(args)
         fixed = [flag(name) for name in values if name not in BUDGET_FIELDS]
         fixed += [name for name, given in (("TASK", args.task), ("--model", args.model),
-                                           ("--run-dir", args.run_dir), ("--seeds", args.seeds != 1)) if given]
+                                           ("--run-dir", args.run_dir), ("--seeds", args.seeds is not None)) if given]
         if fixed:
             raise UsageError(f"ntm train: --resume continues the saved run as it was configured; remove "
                              f"{', '.join(fixed)} (only --steps, --sequences, --max-steps, --minutes, --until-solved may change)")
@@ -143,8 +148,9 @@ def run_train(args, console: Console) -> int:
         experiment = run_experiment(run_dir=Path(args.resume), resume=True, budget=values, **evaluation)
     else:
         settings = settings_from_args(args)
-        set_host_devices(settings.batch_size, args.seeds)
-        experiment = run_experiment(settings, run_dir=args.run_dir, seeds=args.seeds, **evaluation)
+        seeds = args.seeds or default_seeds(settings)
+        set_host_devices(settings.batch_size, seeds)
+        experiment = run_experiment(settings, run_dir=args.run_dir, seeds=seeds, **evaluation)
 
     out = stdout_console()
     result, best, task = experiment.result, experiment.best, experiment.conclusion.task
@@ -158,6 +164,15 @@ def run_train(args, console: Console) -> int:
     out.print(eval_table(experiment.rows, task, f"{settings.model} on {settings.task}: generalisation"))
     print(f"run directory: {result.run_dir} (report: {experiment.conclusion.report})")
     return 0
+
+
+def default_seeds(settings) -> int:
+    """Seeds of a run without --seeds: one, or in a race one per core this process may use (a core's device
+    trains its seed alone, where one seed's small batch would leave the other cores idle), at most
+    RACE_SEEDS_MAX (each seed's certificate gets 1/K of the allowed error)."""
+    from ntm.runtime import available_cores
+
+    return min(available_cores(), RACE_SEEDS_MAX) if settings.race else 1
 
 
 def check_directory(name: str, path: Path) -> None:
@@ -181,12 +196,13 @@ def seeds_table(result, task):
     from rich.table import Table
 
     solved = sum(r.solved for r in result.seeds)
-    table = Table(title=f"{len(result.seeds)} seeds of {result.settings.model} on {result.settings.task}: "
+    kind = "a race of " if result.settings.race else ""
+    table = Table(title=f"{kind}{len(result.seeds)} seeds of {result.settings.model} on {result.settings.task}: "
                         f"{solved} certified solved")
     for column in ("seed", "certified", "at step", "sequences", "seconds", "cost (bits/seq)", "bit errors/seq"):
         table.add_column(column, justify="right")
     for r in result.seeds:
-        status = "diverged" if r.diverged else ("yes" if r.solved else "no")
+        status = "diverged" if r.diverged else ("yes" if r.solved else "outrun" if r.outrun else "no")
         table.add_row(str(r.seed), status, str(r.solved_step or "-"), f"{r.solved_sequences or r.sequences:,}",
                       f"{r.solved_time or r.wall_time:.1f}", f"{r.last.get('cost', float('nan')):.3f}",
                       f"{r.last.get('bit_errors', float('nan')):.3f}")

@@ -295,7 +295,8 @@ def run_pair(plan: Plan, task: str, model: str, console: Console) -> dict[str, A
     if SeedGroup.holds_run(run_dir):
         experiment = run_experiment(run_dir=run_dir, resume=True, budget=fields, **quiet)
     else:
-        settings = TrainSettings.for_task(task, model, **fields)
+        # every seed to its own certificate: the page reports each seed's sequences to solve, not a race's
+        settings = TrainSettings.for_task(task, model, race=False, **fields)
         experiment = run_experiment(settings, run_dir=run_dir, seeds=plan.seeds_of(model), **quiet)
     seeds = []
     for seed in experiment.result.seeds:

@@ -9,7 +9,8 @@ then each step
      checkpoint and halves its learning rate; after `max_restores` restores it stops as diverged,
   4. runs the held-out check (the stop rule: a screen, then a certification attempt, `judge.Judge.certify`)
      of the seeds it is due for, and a last certification of seeds whose budget just ended unsolved,
-  5. checkpoints.
+  5. in a race (`TrainSettings.race`), stops every other seed once one is certified solved,
+  6. checkpoints.
 A run directory holds one seed; K > 1 seeds are written as `RUN/seed-S/` run directories beside
 `RUN/seeds.json`, and `train(run_dir=RUN, resume=True)` resumes the whole group.
 """
@@ -151,6 +152,8 @@ def train(
                     if was_active:
                         state = seed.after_step(state, seed_stats, now, speed / sum(active))
                 check_held_out(judge, state, seeds_)
+                if settings.race:
+                    end_race(seeds_)
                 for seed, was_active in zip(seeds_, active):
                     if was_active:
                         seed.save_if_due(state)
@@ -196,11 +199,20 @@ def check_held_out(judge: Judge, state: TrainState, seeds: list[Seed]) -> None:
                 [seed.progress.certify_attempts + 1 if chosen else None for seed, chosen in zip(seeds, judged)],
                 np.random.default_rng([HELD_OUT_SEED, check_id, int(final)]), screen=not final,
                 min_sequences=first.settings.judge_sequences if final else 0,
-                run_alpha=1 - first.settings.confidence,
+                run_alpha=first.settings.seed_error(len(seeds)),
                 may_certify=[final or seed.may_certify for seed in seeds])
             for seed, verdict in zip(seeds, verdicts):
                 if verdict is not None:
                     seed.held_out(verdict, final, state)
+
+
+def end_race(seeds: list[Seed]) -> None:
+    """Once a seed of a race is certified solved, every seed still training stops: the run has its model."""
+    winner = next((seed for seed in seeds if seed.progress.solved), None)
+    if winner is not None:
+        for seed in seeds:
+            if seed.active:
+                seed.outrun_by(winner.progress.seed)
 
 
 def show_progress(bar, bar_task, seeds: list[Seed], speed: float) -> None:

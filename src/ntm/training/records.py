@@ -156,8 +156,16 @@ class Forked(Record):
     changed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class Outrun(Record):
+    """A race (`TrainSettings.race`) ended: another seed of the run was certified solved first, so this one stopped."""
+
+    KIND: ClassVar[str] = "outrun"
+    winner: int = 0  # the seed certified first
+
+
 EVENTS: dict[str, type[Record]] = {kind.KIND: kind for kind in (HeldOut, LevelUp, Solved, NonFinite, NanRestore,
-                                                                   Diverged, Forked)}
+                                                                   Diverged, Forked, Outrun)}
 
 
 def parse_records(rows: list[dict[str, Any]]) -> list[Record]:

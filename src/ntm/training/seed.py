@@ -30,6 +30,7 @@ from ntm.training.records import (
     LevelUp,
     NanRestore,
     NonFinite,
+    Outrun,
     Solved,
     StepStats,
     Training,
@@ -55,6 +56,7 @@ class SeedResult:
     solved_sequences: int | None
     solved_time: float | None
     diverged: bool
+    outrun: bool  # stopped because another seed of its race was certified first
     level: int
     last: dict[str, float]  # window means of the last logged training steps
     verdict: Verdict | None  # the last held-out check
@@ -145,8 +147,21 @@ class Seed:
     def active(self) -> bool:
         p, settings = self.progress, self.settings
         out_of_time = settings.minutes is not None and p.wall_time >= 60 * settings.minutes
-        return (p.step < settings.budget_steps() and not out_of_time and not p.diverged
+        return (p.step < settings.budget_steps() and not out_of_time and not p.diverged and not p.outrun
                 and not (p.solved and settings.until_solved))
+
+    @property
+    def ended_unsolved(self) -> bool:
+        """Whether this seed stopped training without a certificate and on its own (budget or time spent, not
+        diverged, not outrun in a race): its verdict then comes from a last, unscreened certification."""
+        p = self.progress
+        return not self.active and not p.solved and not p.diverged and not p.outrun
+
+    def outrun_by(self, winner: int) -> None:
+        """Stop: seed `winner` of this race was certified solved first."""
+        self.progress.outrun = True
+        self.final_due = False
+        self.log.write(Outrun(self.progress.step, winner=winner))
 
     def next_batch(self, pad_to: int) -> tasks.Batch:
         """A batch at the difficulty the curriculum chooses; all padding for a seed that no longer trains
@@ -184,7 +199,7 @@ class Seed:
                                     lr=state.step_size(self.k), skipped=p.skipped, time=p.wall_time,
                                     seq_per_s=seq_per_s))
         self.check_due = p.step % settings.eval_every == 0 and not p.diverged
-        self.final_due = not self.active and not p.solved and not p.diverged
+        self.final_due = self.ended_unsolved
         return state
 
     def recover(self, state: TrainState) -> TrainState:
@@ -248,7 +263,7 @@ class Seed:
                 p.solved_time = p.wall_time
                 self.log.write(Solved(p.step, sequences=p.sequences, time=p.solved_time))
         # A time budget can run out during the check itself: the last, unscreened check then follows at once.
-        self.final_due = not final and not self.active and not p.solved and not p.diverged
+        self.final_due = not final and self.ended_unsolved
         if self.on_held_out is not None:
             if state is not None and self.save_due:
                 self.save(state)
@@ -258,5 +273,5 @@ class Seed:
     def result(self) -> SeedResult:
         p = self.progress
         return SeedResult(p.seed, self.directory.path, p.step, p.sequences, p.wall_time, p.solved, p.solved_step,
-                          p.solved_sequences, p.solved_time, p.diverged, self.curriculum.level, self.last,
+                          p.solved_sequences, p.solved_time, p.diverged, p.outrun, self.curriculum.level, self.last,
                           self.verdict)

@@ -93,6 +93,10 @@ class TrainSettings(DictConfig):
     nan_patience: int = setting(5, "non-finite steps in a row after which a seed restores its last checkpoint "
                                    "and halves its learning rate")
     max_restores: int = setting(5, "restores after which a seed that keeps producing non-finite values stops")
+    race: bool = setting(False, "with several seeds side by side (--seeds K; by default one per core): the run ends when "
+                                "the first seed is certified solved and the others stop; each seed's certificate is "
+                                "held to 1/K of the allowed error (1 - confidence), so the model a run calls solved "
+                                "is so with the stated confidence")
     trim_padding: bool = setting(False, "run each batch only to its longest sequence, rounded up to a multiple of "
                                         "16 steps, instead of the longest the task can produce (exact: padding is "
                                         "inert; one compile per rounded length)")
@@ -137,8 +141,8 @@ class TrainSettings(DictConfig):
                                  "screen_sequences",
                                  "log_every", "checkpoint_every", "keep", "nan_patience")
         self.check_positive_ints("seed", "max_restores", minimum=0)
-        if not all(isinstance(getattr(self, name), bool) for name in ("until_solved", "remat", "trim_padding")):
-            raise ValueError("until_solved, remat and trim_padding must be True or False")
+        if not all(isinstance(getattr(self, name), bool) for name in ("until_solved", "remat", "trim_padding", "race")):
+            raise ValueError("until_solved, remat, trim_padding and race must be True or False")
         if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
                                          or not 0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
@@ -190,6 +194,12 @@ class TrainSettings(DictConfig):
         for retired in ("eval_batch_size", "fault_rate"):  # fault_rate: faults are injected by the tests now
             values.pop(retired, None)
         return super().from_dict(values)
+
+    def seed_error(self, seeds: int) -> float:
+        """The chance each seed may spend, over all its certification attempts, of calling a model solved that
+        is not: 1 - confidence, split evenly between the seeds of a race (any one of them may be the model
+        the run gives), whole for a seed whose verdict stands alone."""
+        return (1 - self.confidence) / (seeds if self.race else 1)
 
     def budget_steps(self) -> int:
         """The most steps this run may take (per seed)."""

@@ -42,6 +42,7 @@ class Progress:
     solved_sequences: int | None = None
     solved_time: float | None = None
     diverged: bool = False
+    outrun: bool = False  # stopped because another seed of a race was certified first
     replay: dict[str, Any] | None = None  # the failed held-out sequences kept to replay (`replay.ReplayBuffer`)
 
     @property
