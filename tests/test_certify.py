@@ -80,6 +80,22 @@ def test_a_run_that_checks_again_and_again_stays_within_its_error_budget():
         certify.attempt_alpha(0)
 
 
+def test_a_race_of_seeds_at_the_limit_rate_certifies_a_wrong_winner_at_most_at_the_stated_error():
+    """In a race the run's model is whichever seed is certified first, so a wrong winner needs only one of
+    the K seeds to pass some check: with each seed held to (1 - confidence) / K that stays under 5 % for
+    8 seeds each checked 10,000 times; with the whole 5 % each, it would not."""
+    from ntm.training import TrainSettings
+
+    criterion, checks = certify.FailureRate(max_rate=1e-3), range(1, 10_001)
+
+    def ever_passes(error: float) -> float:  # one seed failing exactly 1 in 1,000, at every attempt
+        return 1 - math.prod(1 - (1 - 1e-3) ** criterion.plan_size(certify.attempt_alpha(m, error)) for m in checks)
+
+    race = TrainSettings(task="copy", race=True)
+    assert 1 - (1 - ever_passes(race.seed_error(8))) ** 8 <= 0.05
+    assert 1 - (1 - ever_passes(race.replace(race=False).seed_error(8))) ** 8 > 0.2
+
+
 def test_the_judge_draws_only_while_undecided_and_stops_at_its_plan():
     task = tasks.get("copy", max_length=3)
     perfect = stand_in_judge(BernoulliModel(0.0, 0), task, chunk=500)
