@@ -133,6 +133,7 @@ def test_cli_trains_seeds_at_once_reports_each_and_resumes_them_as_a_group(tmp_p
                      str(run_dir), "--eval-lengths", "2", "--eval-sequences", "100", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "2 seeds of ntm on copy" in result.stdout
+    assert f"the best seed: {run_dir / 'seed-'}" in result.stdout  # the directory `ntm eval` takes
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "seed-5", "seed-6", "seeds.json"]
     result = run_cli("train", "--resume", str(run_dir), "--steps", "15", "--eval-lengths", "2", "--eval-sequences",
                      "100", "--quiet")
