@@ -241,16 +241,13 @@ def _forward(memory, previous, keys, strengths, gates, shift_weights, gammas, er
         dots = dots + jnp.einsum("bha,na->bhn", address_keys, addresses)
     row_norms = jnp.sqrt(squared_rows + addressing.NORM_EPSILON)  # [B,N]
     similarity = dots / (key_norms[:, :, None] * row_norms[:, None, :])
-    tail_inputs = (similarity, previous, strengths, gates, shift_weights, gammas)
-    weights = _addressing_tail(*tail_inputs)
+    weights, tail_vjp = jax.vjp(_addressing_tail, similarity, previous, strengths, gates, shift_weights, gammas)
     read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
     reads = _weighted_rows(memory, read_weights, slots_last)
     keep = _keep(_erase_factors(write_weights, erase, slots_last))
     new_memory = memory * keep + _outer_sum(write_weights, add, slots_last)
-    # Residuals: the previous memory and the addressing tail's inputs only. `keep` and the tail's own
-    # intermediates are recomputed in the backward pass: a scan stacks every residual over time, and with
-    # many heads the tail's [B,H,N] intermediates outweighed the memory itself.
-    residuals = (memory, keys, key_norms, row_norms, erase, add, addresses, tail_inputs)
+    # Residuals: the previous memory and [B,H,N]-sized values only; `keep` is recomputed.
+    residuals = (memory, keys, key_norms, row_norms, similarity, weights, erase, add, addresses, tail_vjp)
     return (weights, reads, new_memory), residuals
 
 
@@ -269,9 +266,7 @@ def _memory_step_fwd(memory, previous, keys, strengths, gates, shift_weights, ga
 
 @jax.named_scope("memory_step")
 def _memory_step_bwd(read_heads, slots_last, residuals, cotangents):
-    memory, keys, key_norms, row_norms, erase, add, addresses, tail_inputs = residuals
-    similarity = tail_inputs[0]
-    weights, tail_vjp = jax.vjp(_addressing_tail, *tail_inputs)
+    memory, keys, key_norms, row_norms, similarity, weights, erase, add, addresses, tail_vjp = residuals
     address_keys, content_keys = _split_keys(keys, addresses)
     d_weights, d_reads, d_new = cotangents
     read_weights, write_weights = weights[:, :read_heads], weights[:, read_heads:]
