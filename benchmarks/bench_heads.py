@@ -8,8 +8,8 @@ device) for each head count and batch size, timed in turn over rounds so a noisy
 none of them, and prints sequences per second and each head count's step time over the 1 + 1
 step's at the same batch size, all measured in the same run, beside the ratio of their arithmetic
 (XLA's flop count of one time step, forward and backward): more heads also widen the controller's
-input (R x M read values) and the heads' output layer, so 5 + 5 heads do about 2.6x the work of 1 + 1. Times are the process's CPU time per
-step (median over rounds), which another process sharing the core does not inflate as it does
+input (R x M read values) and the heads' output layer, so 5 + 5 heads do about 3x the work of 1 + 1.
+Times are the process's CPU time per step (median over rounds), which another process sharing the core does not inflate as it does
 wall time; the wall time is printed beside it. Run on one core, e.g.
 
     flock /tmp/ntm-cpu0.lock taskset -c 0 python benchmarks/bench_heads.py [--heads 1+1,5+5,8+8]

@@ -55,7 +55,7 @@ class Bench:
     active: jax.Array
     rngs: list
     sample: bool
-    grad_fn: object = None
+    grad_fn: object  # one seed's (params, batch, key) -> (grads, stats), as compiled into `step`
 
     def flops_per_time_step(self) -> float:
         """XLA's count of floating-point operations of one seed's forward and backward pass, as compiled.

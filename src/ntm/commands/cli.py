@@ -162,11 +162,10 @@ def run_train(args, console: Console) -> int:
     which = f"seed {best.seed}: " if len(result.seeds) > 1 else ""
     print(f"{which}{experiment.verdict}; {when}; {best.wall_time:.1f} s of training")
     out.print(eval_table(experiment.rows, task, f"{settings.model} on {settings.task}: generalisation"))
-    if len(result.seeds) > 1:  # `ntm eval`, `show` and `--init-from` take a seed's own directory
-        print(f"run directory: {result.run_dir}; {'the winner' if settings.race and best.solved else 'the best seed'}: "
-              f"{best.run_dir} (report: {experiment.conclusion.report})")
-    else:
-        print(f"run directory: {result.run_dir} (report: {experiment.conclusion.report})")
+    # `ntm eval`, `show` and `--init-from` take a seed's own directory, not a group's
+    seed_dir = (f"; {'the winner' if settings.race and best.solved else 'the best seed'}: {best.run_dir}"
+                if len(result.seeds) > 1 else "")
+    print(f"run directory: {result.run_dir}{seed_dir} (report: {experiment.conclusion.report})")
     return 0
 
 
